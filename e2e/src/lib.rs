@@ -1,0 +1,277 @@
+//! A launcher for the real Hilo binaries against real infrastructure (the servers started by
+//! `scripts/dev-up.sh`, found through its environment file). End-to-end tests start one
+//! [`Stack`] each, on free ports with a fresh database; `scripts/up.sh` starts one on the
+//! well-known ports through the `hilo-stack` binary.
+
+use std::{
+    env,
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use rand::{Rng, distr::Alphanumeric};
+use sqlx::{Connection, PgConnection};
+use tokio::process::{Child, Command};
+
+/// How to start a stack.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Number of gateway replicas (all share Redis and accounts).
+    pub gateways: usize,
+    /// `AUTH_RATE_LIMIT` of the gateways.
+    pub auth_rate_limit: String,
+    /// Fixed ports (gateway, accounts); `None` picks free ones.
+    pub gateway_port: Option<u16>,
+    pub accounts_port: Option<u16>,
+    /// Database to use; `None` creates a fresh one.
+    pub database: Option<String>,
+    /// Where service logs go: files under this folder, or the terminal.
+    pub log_dir: Option<PathBuf>,
+    /// Extra environment for every service.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            gateways: 1,
+            auth_rate_limit: "off".to_owned(),
+            gateway_port: None,
+            accounts_port: None,
+            database: None,
+            log_dir: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Running Hilo processes; they are killed when this is dropped.
+pub struct Stack {
+    /// Base URLs of the gateways (`http://127.0.0.1:PORT`).
+    pub gateways: Vec<String>,
+    /// gRPC URL of accounts.
+    pub accounts: String,
+    /// The database this stack uses.
+    pub database_url: String,
+    /// The accounts signing key (tests forge and expire tokens with it).
+    pub private_key_pem: String,
+    /// Folder of the service logs, when logging to files.
+    pub log_dir: Option<PathBuf>,
+    children: Vec<(String, Child)>,
+}
+
+impl Stack {
+    /// Starts accounts, then the gateways, and waits until each answers.
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let infra = Infra::load()?;
+        let bin = bin_dir()?;
+        let database_url = match &options.database {
+            Some(name) => infra.database_url_for(name)?,
+            None => create_database(&infra).await?,
+        };
+        let private_key_pem = keygen(&bin).await?;
+        let mut stack = Self {
+            gateways: Vec::new(),
+            accounts: String::new(),
+            database_url,
+            private_key_pem,
+            log_dir: options.log_dir.clone(),
+            children: Vec::new(),
+        };
+        if let Some(dir) = &stack.log_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+
+        let accounts_addr = addr(options.accounts_port)?;
+        let mut env = vec![
+            ("DATABASE_URL".to_owned(), stack.database_url.clone()),
+            ("LISTEN_ADDR".to_owned(), accounts_addr.to_string()),
+            ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+            ("JWT_PRIVATE_KEY".to_owned(), stack.private_key_pem.clone()),
+            ("MIGRATE_ON_START".to_owned(), "true".to_owned()),
+        ];
+        env.extend(options.env.iter().cloned());
+        stack.spawn(&bin, "hilo-accounts", "accounts", &env)?;
+        stack.accounts = format!("http://{accounts_addr}");
+        wait_tcp(accounts_addr, &mut stack).await?;
+
+        let secret: String = rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+        for i in 0..options.gateways.max(1) {
+            let port = if i == 0 { options.gateway_port } else { None };
+            let gateway_addr = addr(port)?;
+            let url = format!("http://{gateway_addr}");
+            let mut env = vec![
+                ("LISTEN_ADDR".to_owned(), gateway_addr.to_string()),
+                ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+                ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
+                ("REDIS_URL".to_owned(), infra.redis_url.clone()),
+                ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
+                ("BETTER_AUTH_URL".to_owned(), url.clone()),
+                ("AUTH_RATE_LIMIT".to_owned(), options.auth_rate_limit.clone()),
+            ];
+            env.extend(options.env.iter().cloned());
+            stack.spawn(&bin, "hilo-gateway", &format!("gateway-{i}"), &env)?;
+            wait_tcp(gateway_addr, &mut stack).await?;
+            stack.gateways.push(url);
+        }
+        Ok(stack)
+    }
+
+    /// The first gateway's base URL.
+    pub fn gateway(&self) -> &str {
+        &self.gateways[0]
+    }
+
+    /// Everything the services logged so far (when logging to files).
+    pub fn logs(&self) -> anyhow::Result<String> {
+        let Some(dir) = &self.log_dir else { bail!("this stack logs to the terminal") };
+        let mut all = String::new();
+        for entry in std::fs::read_dir(dir)? {
+            all.push_str(&std::fs::read_to_string(entry?.path())?);
+        }
+        Ok(all)
+    }
+
+    /// Waits until a child exits (e.g. on Ctrl-C in `hilo-stack`); returns which one.
+    pub async fn wait_any(&mut self) -> String {
+        loop {
+            for (name, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return format!("{name} exited with {status}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Asks every process to stop (SIGTERM), then waits for them.
+    pub async fn stop(mut self) {
+        for (_, child) in &mut self.children {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            }
+        }
+        for (_, child) in &mut self.children {
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+        }
+    }
+
+    fn spawn(&mut self, bin: &Path, program: &str, name: &str, env: &[(String, String)]) -> anyhow::Result<()> {
+        let mut command = Command::new(bin.join(program));
+        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).kill_on_drop(true).stdin(Stdio::null());
+        if env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        match &self.log_dir {
+            Some(dir) => {
+                let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+                command.stdout(log.try_clone()?).stderr(log).env("LOG_FORMAT", "json");
+            }
+            None => {
+                command.env_remove("LOG_FORMAT").env("LOG_FORMAT", "pretty");
+            }
+        }
+        let child = command.spawn().with_context(|| format!("starting {}", bin.join(program).display()))?;
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+}
+
+/// The infrastructure's addresses, from the environment or `scripts/dev-up.sh`'s env file.
+struct Infra {
+    database_url: String,
+    redis_url: String,
+}
+
+impl Infra {
+    fn load() -> anyhow::Result<Self> {
+        let from_file = env_file();
+        let get = |key: &str| {
+            env::var(key)
+                .ok()
+                .or_else(|| from_file.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+                .with_context(|| format!("{key} is not set: run scripts/dev-up.sh (or source its env file) first"))
+        };
+        Ok(Self { database_url: get("DATABASE_URL")?, redis_url: get("REDIS_URL")? })
+    }
+
+    fn database_url_for(&self, name: &str) -> anyhow::Result<String> {
+        let mut url = url::Url::parse(&self.database_url).context("DATABASE_URL")?;
+        url.set_path(name);
+        Ok(url.to_string())
+    }
+}
+
+/// `KEY=value` pairs of `$HILO_INFRA_DIR/env` (default `/tmp/hilo-infra/env`).
+fn env_file() -> Vec<(String, String)> {
+    let dir = env::var("HILO_INFRA_DIR").unwrap_or_else(|_| "/tmp/hilo-infra".to_owned());
+    std::fs::read_to_string(Path::new(&dir).join("env"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches("export ").split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect()
+}
+
+/// Creates a database with a random name and returns its URL.
+async fn create_database(infra: &Infra) -> anyhow::Result<String> {
+    let name = format!(
+        "hilo_e2e_{}",
+        rand::rng().sample_iter(&Alphanumeric).take(12).map(char::from).collect::<String>().to_lowercase()
+    );
+    let mut conn = PgConnection::connect(&infra.database_url).await.context("connecting to PostgreSQL")?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    infra.database_url_for(&name)
+}
+
+/// Where the binaries are: `HILO_BIN_DIR`, else next to this executable (`target/<profile>`,
+/// also for test executables in `target/<profile>/deps`).
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = env::var_os("HILO_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = env::current_exe()?;
+    let mut dir = exe.parent().context("executable without a folder")?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    if !dir.join("hilo-gateway").exists() {
+        bail!("no hilo-gateway in {}: run `cargo build --bins` first", dir.display());
+    }
+    Ok(dir)
+}
+
+async fn keygen(bin: &Path) -> anyhow::Result<String> {
+    let out = Command::new(bin.join("hilo-accounts")).arg("keygen").output().await?;
+    if !out.status.success() {
+        bail!("hilo-accounts keygen failed");
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A loopback address: the given port, or a free one.
+fn addr(port: Option<u16>) -> anyhow::Result<SocketAddr> {
+    match port {
+        Some(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        None => Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
+    }
+}
+
+/// Waits until `addr` accepts connections, failing early if a process died.
+async fn wait_tcp(addr: SocketAddr, stack: &mut Stack) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        for (name, child) in &mut stack.children {
+            if let Some(status) = child.try_wait()? {
+                bail!("{name} exited during start-up ({status}); see its log");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("nothing listens on {addr} after 15 s")
+}

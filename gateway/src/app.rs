@@ -1,0 +1,194 @@
+//! Builds the gateway: clients (once), shared state, the router and its layers, and serves it.
+
+use std::{net::SocketAddr, ops::Deref, sync::Arc, time::Instant};
+
+use anyhow::Context;
+use axum::{
+    Router,
+
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use hilo_kit::{admin, grpc, shutdown::CancellationToken, telemetry};
+use hilo_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+};
+use tracing::Instrument as _;
+
+use crate::{
+    auth::Cookies,
+    config::{Config, RateLimit},
+    error::{ApiError, default_code},
+    routes,
+};
+
+/// What handlers share; built once, cloned per request (one `Arc`).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub accounts: AccountsServiceClient<Channel>,
+    pub health: HealthClient<Channel>,
+    pub redis: redis::aio::ConnectionManager,
+    pub cookies: Cookies,
+    pub trusted_origins: Vec<String>,
+    pub auth_rate_limit: RateLimit,
+    pub trust_forwarded_for: bool,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// A built, not yet serving, gateway.
+pub struct App {
+    listener: TcpListener,
+    admin_addr: SocketAddr,
+    router: Router,
+}
+
+impl App {
+    /// Validates configuration, connects clients, binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let secret = config.secret()?;
+        let accounts = grpc::connect(&config.accounts_url)?;
+        let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
+        let redis = redis::aio::ConnectionManager::new(redis).await.context("connecting to Redis")?;
+        let state = AppState(Arc::new(Shared {
+            accounts: AccountsServiceClient::new(accounts.clone()),
+            health: HealthClient::new(accounts),
+            redis,
+            cookies: Cookies::new(&secret, config.secure_prefix(), config.production()),
+            trusted_origins: config.trusted_origins()?,
+            auth_rate_limit: config.auth_rate_limit,
+            trust_forwarded_for: config.trust_forwarded_for,
+        }));
+        let router = router(state, &config)?;
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("binding {}", config.listen_addr))?;
+        Ok(Self { listener, admin_addr: config.admin_addr, router })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn run(self, metrics: admin::Handle, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let admin = admin::serve(self.admin_addr, metrics, shutdown.clone()).await?;
+        tracing::info!(http = %self.listener.local_addr()?, %admin, "gateway serving");
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// The whole HTTP surface with its layers, outermost first: request id, panic catcher,
+/// request span + metrics, CORS, timeout, JSON error bodies.
+fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
+    let (api, openapi) = routes::api();
+    let openapi = openapi.to_json().context("serialising the OpenAPI document")?;
+    let request_id = HeaderName::from_static("x-request-id");
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(middleware::from_fn(observe))
+        .layer(cors(config)?)
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout()))
+        .layer(middleware::map_response(json_errors));
+    Ok(api
+        .merge(routes::meta::router(openapi))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(layers))
+}
+
+fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
+    let origins = config
+        .cors_origins()
+        .iter()
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS_ORIGIN entry {o}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-retry-after"),
+        ])
+        .max_age(std::time::Duration::from_secs(600)))
+}
+
+/// Runs the request inside its span (trace id, request id) and records status and latency.
+async fn observe(req: Request, next: Next) -> Response {
+    let span = telemetry::request_span(&req);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.run(req).instrument(span.clone()).await;
+    telemetry::record_response(&span, "http", route, response.status().as_u16(), started);
+    let _entered = span.enter();
+    if response.status().is_server_error() {
+        tracing::error!(status = response.status().as_u16(), "request failed");
+    } else {
+        tracing::info!(status = response.status().as_u16(), "request served");
+    }
+    response
+}
+
+/// Unknown routes: 404 with the path (API.md §2).
+async fn not_found(req: Request) -> ApiError {
+    let mut error = ApiError::not_found("Not Found");
+    error.body.path = Some(req.uri().path().to_owned());
+    error
+}
+
+/// Errors produced below the handlers (405, 408/504 timeouts, body limits) come without a
+/// JSON body; give them the one error shape.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("Error");
+    let mut fixed = ApiError::new(status, default_code(status), message).into_response();
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fixed
+}

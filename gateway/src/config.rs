@@ -1,0 +1,151 @@
+//! Gateway configuration, from flags or environment variables (see `hilo-gateway --help`).
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hilo_kit::config::TelemetryArgs;
+
+/// Everything the gateway reads at start-up.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "hilo-gateway", version, about = "Hilo's public HTTP gateway")]
+pub struct Config {
+    /// HTTP listen address.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+    /// Admin listen address (Prometheus `/metrics`).
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9180")]
+    pub admin_addr: SocketAddr,
+    /// gRPC address of the accounts service.
+    #[arg(long, env = "ACCOUNTS_URL", default_value = "http://127.0.0.1:50051")]
+    pub accounts_url: String,
+    /// Redis URL: rate limits and the session -> access-token cache, shared by all replicas.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: String,
+    /// Secret that signs session cookies (Better Auth's); required outside development.
+    #[arg(long, env = "BETTER_AUTH_SECRET", hide_env_values = true)]
+    pub better_auth_secret: Option<String>,
+    /// Public base URL; its origin is trusted, and `https://` makes cookies `__Secure-`.
+    #[arg(long, env = "BETTER_AUTH_URL", default_value = "http://localhost:8080")]
+    pub better_auth_url: String,
+    /// Origins allowed by CORS (comma-separated); also trusted for auth.
+    #[arg(long, env = "CORS_ORIGIN", default_value = "http://localhost:8081")]
+    pub cors_origin: String,
+    /// More trusted origins (comma-separated) for auth origin and callback checks.
+    #[arg(long, env = "TRUSTED_ORIGINS", default_value = "")]
+    pub trusted_origins: String,
+    /// Better Auth's name for the same list.
+    #[arg(long, env = "BETTER_AUTH_TRUSTED_ORIGINS", default_value = "")]
+    pub better_auth_trusted_origins: String,
+    /// Sign-in/sign-up budget per client IP: `N/Ds` (e.g. `3/10s`) or `off`.
+    #[arg(long, env = "AUTH_RATE_LIMIT", default_value = "3/10s")]
+    pub auth_rate_limit: RateLimit,
+    /// `production` makes cookies `Secure; SameSite=None`; otherwise `SameSite=Lax`.
+    #[arg(long, env = "DEPLOYMENT", default_value = "development")]
+    pub deployment: String,
+    /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted proxy).
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+    /// Requests taking longer are answered 504.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Development mode: allows running without BETTER_AUTH_SECRET (a fixed, public one is used).
+    #[arg(long, env = "HILO_DEV", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dev: bool,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// The secret used in development when none is configured. Never valid in production.
+const DEV_SECRET: &str = "hilo-development-secret-do-not-use-in-production";
+
+impl Config {
+    /// The cookie-signing secret; refuses to go on without one unless in development.
+    pub fn secret(&self) -> anyhow::Result<String> {
+        match &self.better_auth_secret {
+            Some(secret) if secret.len() >= 16 => Ok(secret.clone()),
+            Some(_) => bail!("BETTER_AUTH_SECRET must be at least 16 characters"),
+            None if self.dev => {
+                tracing::warn!("BETTER_AUTH_SECRET is not set; using the public development secret");
+                Ok(DEV_SECRET.to_owned())
+            }
+            None => bail!("BETTER_AUTH_SECRET is required (or set HILO_DEV=true for local development)"),
+        }
+    }
+
+    /// Origins allowed by CORS.
+    pub fn cors_origins(&self) -> Vec<String> {
+        split(&self.cors_origin)
+    }
+
+    /// Every origin trusted for auth: BETTER_AUTH_URL's, CORS_ORIGIN, TRUSTED_ORIGINS and
+    /// BETTER_AUTH_TRUSTED_ORIGINS (BEHAVIOUR §2.6, without the original's hard-coded LAN IPs).
+    pub fn trusted_origins(&self) -> anyhow::Result<Vec<String>> {
+        let base = url::Url::parse(&self.better_auth_url).context("BETTER_AUTH_URL is not a URL")?;
+        let mut origins = vec![base.origin().ascii_serialization()];
+        origins.extend(split(&self.cors_origin));
+        origins.extend(split(&self.trusted_origins));
+        origins.extend(split(&self.better_auth_trusted_origins));
+        origins.dedup();
+        Ok(origins)
+    }
+
+    /// True when cookies must carry the `__Secure-` prefix.
+    pub fn secure_prefix(&self) -> bool {
+        self.better_auth_url.starts_with("https://")
+    }
+
+    pub fn production(&self) -> bool {
+        self.deployment == "production"
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+}
+
+fn split(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|s| s.trim().trim_end_matches('/').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A request budget per window, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimit {
+    Off,
+    PerWindow { max: u32, window_secs: u32 },
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        let parsed = s.split_once('/').and_then(|(max, window)| {
+            let window = window.strip_suffix('s').unwrap_or(window);
+            Some((max.parse().ok()?, window.parse().ok()?))
+        });
+        match parsed {
+            Some((max, window_secs)) if max > 0 && window_secs > 0 => Ok(Self::PerWindow { max, window_secs }),
+            _ => Err(format!("expected `N/Ds` (e.g. 3/10s) or `off`, got `{s}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimit;
+
+    #[test]
+    fn rate_limit_parses_budgets_and_off() {
+        assert_eq!("3/10s".parse(), Ok(RateLimit::PerWindow { max: 3, window_secs: 10 }));
+        assert_eq!("100/60".parse(), Ok(RateLimit::PerWindow { max: 100, window_secs: 60 }));
+        assert_eq!("OFF".parse(), Ok(RateLimit::Off));
+        assert!("0/10s".parse::<RateLimit>().is_err());
+        assert!("three".parse::<RateLimit>().is_err());
+    }
+}

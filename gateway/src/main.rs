@@ -1,0 +1,14 @@
+//! `hilo-gateway`: every setting is an environment variable; `hilo-gateway --help` lists them.
+
+use clap::Parser as _;
+use hilo_gateway::{app::App, config::Config};
+use hilo_kit::{admin, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let _telemetry = telemetry::init("hilo-gateway", &config.telemetry)?;
+    let metrics = admin::install_recorder()?;
+    let app = App::build(config).await?;
+    app.run(metrics, shutdown::on_signal()).await
+}

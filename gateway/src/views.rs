@@ -1,0 +1,130 @@
+//! The JSON shapes clients receive for users and sessions (API.md §1; BEHAVIOUR §3.10), made
+//! from the accounts protos in one place for the auth and users routes.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hilo_proto::{Timestamp, accounts::v1 as pb};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// ISO-8601 UTC with milliseconds (`2026-02-20T10:00:00.000Z`).
+pub fn iso(t: Option<Timestamp>) -> String {
+    let t = t.unwrap_or_default();
+    DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A user with their profile (`/api/users`). `email` is present only on the caller's own user.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserWithProfile {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub image: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub profile: Option<ProfileView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileView {
+    pub id: String,
+    pub user_id: String,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+    pub banner_url: Option<String>,
+    pub bio: Option<String>,
+    pub age: Option<i32>,
+    pub is_online: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<pb::User> for UserWithProfile {
+    fn from(u: pb::User) -> Self {
+        Self {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            email_verified: u.email_verified,
+            image: u.image,
+            created_at: iso(u.create_time),
+            updated_at: iso(u.update_time),
+            profile: u.profile.map(|p| ProfileView {
+                id: p.id,
+                user_id: p.user_id,
+                display_name: p.display_name,
+                avatar_url: p.avatar_url,
+                banner_url: p.banner_url,
+                bio: p.bio,
+                age: p.age,
+                is_online: p.is_online,
+                created_at: iso(p.create_time),
+                updated_at: iso(p.update_time),
+            }),
+        }
+    }
+}
+
+/// Better Auth's user object (`/api/auth/*`), including its `role` field.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthUser {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub image: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub role: String,
+}
+
+impl From<pb::User> for AuthUser {
+    fn from(u: pb::User) -> Self {
+        Self {
+            id: u.id,
+            name: u.name,
+            email: u.email.unwrap_or_default(),
+            email_verified: u.email_verified,
+            image: u.image,
+            created_at: iso(u.create_time),
+            updated_at: iso(u.update_time),
+            role: u.role,
+        }
+    }
+}
+
+/// Better Auth's session object.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub id: String,
+    pub token: String,
+    pub user_id: String,
+    pub expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SessionView {
+    /// The session as Better Auth shows it, with the token the client presented.
+    pub fn new(s: pb::Session, token: &str) -> Self {
+        Self {
+            id: s.id,
+            token: token.to_owned(),
+            user_id: s.user_id,
+            expires_at: iso(s.expire_time),
+            created_at: iso(s.create_time),
+            updated_at: iso(s.update_time),
+            ip_address: s.ip_address,
+            user_agent: s.user_agent,
+        }
+    }
+}

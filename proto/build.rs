@@ -1,0 +1,15 @@
+//! Compiles `hilo/**/*.proto` with protox (pure Rust, so no protoc to install) and keeps the
+//! encoded descriptor set for gRPC reflection.
+
+use std::{env, fs, path::PathBuf};
+
+const PROTOS: &[&str] = &["hilo/accounts/v1/accounts.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=hilo");
+    let fds = protox::compile(PROTOS, ["."])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("hilo_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}

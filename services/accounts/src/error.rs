@@ -1,0 +1,72 @@
+//! Accounts' errors and their one mapping to gRPC statuses. Reasons (`ErrorInfo.reason`) are
+//! Better Auth's codes where a Better Auth route surfaces them, so the gateway passes them on.
+
+use hilo_kit::grpc::{internal, invalid, status};
+use tonic::{Code, Status};
+
+/// A failed accounts operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: a reason for the whole and one `(field, message)` per failing field.
+    #[error("{message}")]
+    Invalid {
+        reason: &'static str,
+        message: String,
+        fields: Vec<(&'static str, String)>,
+    },
+    #[error("email already taken")]
+    EmailTaken,
+    #[error("user already exists")]
+    UserExists,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("user {0} not found")]
+    UserNotFound(String),
+    #[error("not allowed")]
+    Forbidden(String),
+    #[error("session not found or expired")]
+    NoSession,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// A validation failure of one field.
+    pub fn field(reason: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::Invalid {
+            reason,
+            message: message.clone(),
+            fields: vec![(field, message)],
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Invalid { reason, message, fields } => invalid(reason, &message, &fields),
+            Error::EmailTaken => status(Code::AlreadyExists, "EMAIL_ALREADY_IN_USE", "Email is already in use"),
+            Error::UserExists => status(
+                Code::AlreadyExists,
+                "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+                "User already exists. Use another email.",
+            ),
+            Error::InvalidCredentials => status(
+                Code::Unauthenticated,
+                "INVALID_EMAIL_OR_PASSWORD",
+                "Invalid email or password",
+            ),
+            Error::UserNotFound(id) => status(Code::NotFound, "USER_NOT_FOUND", format!("User with id '{id}' not found")),
+            Error::Forbidden(message) => status(Code::PermissionDenied, "FORBIDDEN", message),
+            Error::NoSession => status(Code::Unauthenticated, "UNAUTHORIZED", "Unauthorized"),
+            Error::Db(error) => internal(error),
+            Error::Internal(error) => internal(format!("{error:#}")),
+        }
+    }
+}
+
+/// Results of accounts operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

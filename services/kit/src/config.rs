@@ -1,0 +1,57 @@
+//! Configuration shared by every binary. Each service declares its own `Config` with clap and
+//! flattens these groups into it, so every variable shows up in `--help` with its default.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How logs are written to stdout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line: what log collectors parse.
+    #[default]
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+/// Logging and tracing settings.
+#[derive(Args, Clone, Debug)]
+pub struct TelemetryArgs {
+    /// Log format: json or pretty. Filter with RUST_LOG (default `info`).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// OTLP/gRPC collector; traces are exported only when set (standard OTEL_* variables apply).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Access-token settings shared by the signer (accounts) and every verifier.
+#[derive(Args, Clone, Debug)]
+pub struct JwtArgs {
+    /// `iss` claim of access tokens.
+    #[arg(long, env = "JWT_ISSUER", default_value = "hilo")]
+    pub jwt_issuer: String,
+    /// `aud` claim of access tokens.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "hilo")]
+    pub jwt_audience: String,
+}
+
+/// gRPC server settings.
+#[derive(Args, Clone, Debug)]
+pub struct GrpcArgs {
+    /// Close client connections after this many seconds (with a grace period), so that
+    /// long-lived HTTP/2 connections re-balance over the replicas behind a Service.
+    #[arg(long, env = "GRPC_MAX_CONNECTION_AGE_SECS", default_value_t = 30)]
+    pub grpc_max_connection_age_secs: u64,
+    /// Serve gRPC server reflection (v1 and v1alpha).
+    #[arg(long, env = "GRPC_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub grpc_reflection: bool,
+}
+
+impl GrpcArgs {
+    /// The maximum connection age as a duration.
+    pub fn max_connection_age(&self) -> Duration {
+        Duration::from_secs(self.grpc_max_connection_age_secs.max(1))
+    }
+}

@@ -1,0 +1,160 @@
+//! gRPC plumbing shared by services and their callers: [`serve`] adds health, reflection,
+//! request spans and connection ageing to a service's routes; [`connect`] builds a client
+//! channel once; [`request`] wraps an outgoing message with the caller's token and the current
+//! trace context; [`internal`] and [`invalid`] build the only error statuses that need care.
+
+use std::{net::SocketAddr, time::Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Code, Request, Status,
+    metadata::MetadataValue,
+    service::Routes,
+    transport::{Channel, Endpoint, Server},
+};
+use tonic_health::ServingStatus;
+use tonic_types::{ErrorDetails, StatusExt as _};
+use tower_http::trace::TraceLayer;
+
+use crate::{config::GrpcArgs, telemetry};
+
+/// Everything a service hands to [`serve`].
+pub struct ServeOptions<'a> {
+    pub listener: TcpListener,
+    pub args: &'a GrpcArgs,
+    /// The encoded `FileDescriptorSet` of the service's protos, for reflection.
+    pub descriptors: &'a [u8],
+    /// Full names of the served services (e.g. `hilo.accounts.v1.AccountsService`), reported
+    /// SERVING by the health service alongside the overall `""` status.
+    pub service_names: &'a [&'a str],
+    pub shutdown: CancellationToken,
+}
+
+/// Binds `addr`; split from [`serve`] so callers learn the port before serving (tests bind 0).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the gRPC listener on {addr}"))
+}
+
+/// Serves `routes` plus `grpc.health.v1` and reflection (v1 and v1alpha) until shutdown.
+/// `health` is flipped to NOT_SERVING as soon as shutdown starts, so load balancers stop
+/// sending new calls while in-flight ones finish.
+pub async fn serve(routes: Routes, opts: ServeOptions<'_>) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    for name in opts.service_names {
+        reporter.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let mut routes = routes.add_service(health_service);
+    if opts.args.grpc_reflection {
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(opts.descriptors)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        routes = routes
+            .add_service(reflection().build_v1().context("building reflection v1")?)
+            .add_service(reflection().build_v1alpha().context("building reflection v1alpha")?);
+    }
+    let trace = TraceLayer::new_for_grpc()
+        .make_span_with(telemetry::request_span)
+        .on_request(())
+        .on_response(())
+        .on_failure(());
+    let shutdown = opts.shutdown.clone();
+    let drain = async move {
+        shutdown.cancelled().await;
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+    };
+    Server::builder()
+        .max_connection_age(opts.args.max_connection_age())
+        .layer(trace)
+        .layer(tower::util::MapRequestLayer::new(stamp_start))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(opts.listener), drain)
+        .await
+        .context("serving gRPC")
+}
+
+/// Records per-method call latency in the `rpc_server_call_duration_seconds` histogram.
+fn stamp_start<B>(req: http::Request<B>) -> http::Request<B> {
+    let method = req.uri().path().to_owned();
+    let started = Instant::now();
+    // Recorded when the request (and so this guard) is dropped, i.e. when the call ends.
+    let mut req = req;
+    req.extensions_mut().insert(CallTimer { method, started });
+    req
+}
+
+#[derive(Clone)]
+struct CallTimer {
+    method: String,
+    started: Instant,
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        metrics::histogram!("rpc_server_call_duration_seconds", "rpc_method" => self.method.clone())
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// A lazily connected channel to `url` (e.g. `http://127.0.0.1:50051`). Built once at start-up
+/// and cloned per call; it reconnects by itself.
+pub fn connect(url: &str) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("invalid gRPC endpoint {url}"))?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(15))
+        .tcp_nodelay(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// An outgoing request carrying `bearer` (an access token), the current trace context and the
+/// request id, so the callee verifies the caller itself and continues the trace.
+pub fn request<T>(message: T, bearer: Option<&str>, request_id: Option<&str>) -> Request<T> {
+    let mut req = Request::new(message);
+    let mut headers = http::HeaderMap::new();
+    telemetry::inject(&mut headers);
+    *req.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
+    if let Some(token) = bearer
+        && let Ok(value) = MetadataValue::try_from(format!("Bearer {token}"))
+    {
+        req.metadata_mut().insert("authorization", value);
+    }
+    if let Some(id) = request_id
+        && let Ok(value) = MetadataValue::try_from(id)
+    {
+        req.metadata_mut().insert("x-request-id", value);
+    }
+    req
+}
+
+/// An INTERNAL status that tells the caller nothing; the cause is logged here instead.
+pub fn internal(error: impl std::fmt::Display) -> Status {
+    tracing::error!(%error, "internal error");
+    Status::internal("internal error")
+}
+
+/// Domain of the `ErrorInfo` attached to Hilo's statuses.
+pub const ERROR_DOMAIN: &str = "hilo";
+
+/// A status with a machine-readable reason (`ErrorInfo.reason`, UPPER_SNAKE), which the gateway
+/// turns into the `code` of its JSON error body.
+pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
+    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []);
+    Status::with_error_details(code, message, details)
+}
+
+/// INVALID_ARGUMENT with one field violation per entry of `fields` (`(field path, message)`),
+/// and a reason for the whole.
+pub fn invalid(reason: &str, message: &str, fields: &[(&str, String)]) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []);
+    for (field, description) in fields {
+        details.add_bad_request_violation(*field, description.clone());
+    }
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}

@@ -1,0 +1,17 @@
+//! The runtime pieces every Hilo binary shares, and nothing else (no business rules):
+//!
+//! - [`config`]: argument groups read from the environment (documented by `--help`).
+//! - [`telemetry`]: JSON logs, OpenTelemetry export, W3C trace-context propagation.
+//! - [`auth`]: access-token verification (EdDSA public key) and the caller of a gRPC request.
+//! - [`grpc`]: serving (health, reflection, tracing, connection age) and connecting.
+//! - [`db`]: PostgreSQL pool on a service's own schema, and its migrations.
+//! - [`admin`]: the Prometheus `/metrics` endpoint on the admin port.
+//! - [`shutdown`]: one cancellation token tripped by SIGTERM or Ctrl-C.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod grpc;
+pub mod shutdown;
+pub mod telemetry;
