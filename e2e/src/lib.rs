@@ -98,7 +98,11 @@ impl Stack {
         stack.accounts = format!("http://{accounts_addr}");
         wait_tcp(accounts_addr, &mut stack).await?;
 
-        let secret: String = rand::rng().sample_iter(&Alphanumeric).take(40).map(char::from).collect();
+        let secret: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
         for i in 0..options.gateways.max(1) {
             let port = if i == 0 { options.gateway_port } else { None };
             let gateway_addr = addr(port)?;
@@ -110,7 +114,10 @@ impl Stack {
                 ("REDIS_URL".to_owned(), infra.redis_url.clone()),
                 ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
                 ("BETTER_AUTH_URL".to_owned(), url.clone()),
-                ("AUTH_RATE_LIMIT".to_owned(), options.auth_rate_limit.clone()),
+                (
+                    "AUTH_RATE_LIMIT".to_owned(),
+                    options.auth_rate_limit.clone(),
+                ),
             ];
             env.extend(options.env.iter().cloned());
             stack.spawn(&bin, "hilo-gateway", &format!("gateway-{i}"), &env)?;
@@ -127,7 +134,9 @@ impl Stack {
 
     /// Everything the services logged so far (when logging to files).
     pub fn logs(&self) -> anyhow::Result<String> {
-        let Some(dir) = &self.log_dir else { bail!("this stack logs to the terminal") };
+        let Some(dir) = &self.log_dir else {
+            bail!("this stack logs to the terminal")
+        };
         let mut all = String::new();
         for entry in std::fs::read_dir(dir)? {
             all.push_str(&std::fs::read_to_string(entry?.path())?);
@@ -151,7 +160,11 @@ impl Stack {
     pub async fn stop(mut self) {
         for (_, child) in &mut self.children {
             if let Some(pid) = child.id() {
-                let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status()
+                    .await;
             }
         }
         for (_, child) in &mut self.children {
@@ -159,22 +172,36 @@ impl Stack {
         }
     }
 
-    fn spawn(&mut self, bin: &Path, program: &str, name: &str, env: &[(String, String)]) -> anyhow::Result<()> {
+    fn spawn(
+        &mut self,
+        bin: &Path,
+        program: &str,
+        name: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<()> {
         let mut command = Command::new(bin.join(program));
-        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).kill_on_drop(true).stdin(Stdio::null());
+        command
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .kill_on_drop(true)
+            .stdin(Stdio::null());
         if env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
         match &self.log_dir {
             Some(dir) => {
                 let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-                command.stdout(log.try_clone()?).stderr(log).env("LOG_FORMAT", "json");
+                command
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .env("LOG_FORMAT", "json");
             }
             None => {
                 command.env_remove("LOG_FORMAT").env("LOG_FORMAT", "pretty");
             }
         }
-        let child = command.spawn().with_context(|| format!("starting {}", bin.join(program).display()))?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", bin.join(program).display()))?;
         self.children.push((name.to_owned(), child));
         Ok(())
     }
@@ -192,10 +219,22 @@ impl Infra {
         let get = |key: &str| {
             env::var(key)
                 .ok()
-                .or_else(|| from_file.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
-                .with_context(|| format!("{key} is not set: run scripts/dev-up.sh (or source its env file) first"))
+                .or_else(|| {
+                    from_file
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.clone())
+                })
+                .with_context(|| {
+                    format!(
+                        "{key} is not set: run scripts/dev-up.sh (or source its env file) first"
+                    )
+                })
         };
-        Ok(Self { database_url: get("DATABASE_URL")?, redis_url: get("REDIS_URL")? })
+        Ok(Self {
+            database_url: get("DATABASE_URL")?,
+            redis_url: get("REDIS_URL")?,
+        })
     }
 
     fn database_url_for(&self, name: &str) -> anyhow::Result<String> {
@@ -220,10 +259,19 @@ fn env_file() -> Vec<(String, String)> {
 async fn create_database(infra: &Infra) -> anyhow::Result<String> {
     let name = format!(
         "hilo_e2e_{}",
-        rand::rng().sample_iter(&Alphanumeric).take(12).map(char::from).collect::<String>().to_lowercase()
+        rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(12)
+            .map(char::from)
+            .collect::<String>()
+            .to_lowercase()
     );
-    let mut conn = PgConnection::connect(&infra.database_url).await.context("connecting to PostgreSQL")?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    let mut conn = PgConnection::connect(&infra.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
     infra.database_url_for(&name)
 }
 
@@ -234,18 +282,27 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(dir));
     }
     let exe = env::current_exe()?;
-    let mut dir = exe.parent().context("executable without a folder")?.to_path_buf();
+    let mut dir = exe
+        .parent()
+        .context("executable without a folder")?
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
     if !dir.join("hilo-gateway").exists() {
-        bail!("no hilo-gateway in {}: run `cargo build --bins` first", dir.display());
+        bail!(
+            "no hilo-gateway in {}: run `cargo build --bins` first",
+            dir.display()
+        );
     }
     Ok(dir)
 }
 
 async fn keygen(bin: &Path) -> anyhow::Result<String> {
-    let out = Command::new(bin.join("hilo-accounts")).arg("keygen").output().await?;
+    let out = Command::new(bin.join("hilo-accounts"))
+        .arg("keygen")
+        .output()
+        .await?;
     if !out.status.success() {
         bail!("hilo-accounts keygen failed");
     }

@@ -7,7 +7,12 @@ use hilo_e2e::{Options, Stack};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let port = |key: &str, default: u16| std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let port = |key: &str, default: u16| {
+        std::env::var(key)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     let options = Options {
         gateway_port: Some(port("HILO_GATEWAY_PORT", 8080)),
         accounts_port: Some(port("HILO_ACCOUNTS_PORT", 50051)),
@@ -16,12 +21,21 @@ async fn main() -> anyhow::Result<()> {
         ..Options::default()
     };
     let mut stack = Stack::start(options).await?;
-    println!("\nHilo is up: gateway {}  (API docs: {}/docs)", stack.gateway(), stack.gateway());
-    println!("accounts gRPC {}. Ctrl-C stops everything.\n", stack.accounts);
+    println!(
+        "\nHilo is up: gateway {}  (API docs: {}/docs)",
+        stack.gateway(),
+        stack.gateway()
+    );
+    println!(
+        "accounts gRPC {}. Ctrl-C stops everything.\n",
+        stack.accounts
+    );
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         which = stack.wait_any() => eprintln!("{which}; stopping the stack"),
     }
-    tokio::time::timeout(Duration::from_secs(20), stack.stop()).await.ok();
+    tokio::time::timeout(Duration::from_secs(20), stack.stop())
+        .await
+        .ok();
     Ok(())
 }

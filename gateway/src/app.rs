@@ -5,7 +5,6 @@ use std::{net::SocketAddr, ops::Deref, sync::Arc, time::Instant};
 use anyhow::Context;
 use axum::{
     Router,
-
     extract::{MatchedPath, Request},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
@@ -67,7 +66,9 @@ impl App {
         let secret = config.secret()?;
         let accounts = grpc::connect(&config.accounts_url)?;
         let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
-        let redis = redis::aio::ConnectionManager::new(redis).await.context("connecting to Redis")?;
+        let redis = redis::aio::ConnectionManager::new(redis)
+            .await
+            .context("connecting to Redis")?;
         let state = AppState(Arc::new(Shared {
             accounts: AccountsServiceClient::new(accounts.clone()),
             health: HealthClient::new(accounts),
@@ -81,7 +82,11 @@ impl App {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
-        Ok(Self { listener, admin_addr: config.admin_addr, router })
+        Ok(Self {
+            listener,
+            admin_addr: config.admin_addr,
+            router,
+        })
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -89,13 +94,21 @@ impl App {
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
-    pub async fn run(self, metrics: admin::Handle, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        metrics: admin::Handle,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let admin = admin::serve(self.admin_addr, metrics, shutdown.clone()).await?;
         tracing::info!(http = %self.listener.local_addr()?, %admin, "gateway serving");
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("serving HTTP")
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("serving HTTP")
     }
 }
 
@@ -103,15 +116,22 @@ impl App {
 /// request span + metrics, CORS, timeout, JSON error bodies.
 fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
     let (api, openapi) = routes::api();
-    let openapi = openapi.to_json().context("serialising the OpenAPI document")?;
+    let openapi = openapi
+        .to_json()
+        .context("serialising the OpenAPI document")?;
     let request_id = HeaderName::from_static("x-request-id");
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal("handler panicked").into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
         .layer(middleware::from_fn(observe))
         .layer(cors(config)?)
-        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout()))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            config.request_timeout(),
+        ))
         .layer(middleware::map_response(json_errors));
     Ok(api
         .merge(routes::meta::router(openapi))
@@ -129,7 +149,14 @@ fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
     Ok(CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,

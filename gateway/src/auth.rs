@@ -50,7 +50,8 @@ impl Cookies {
     }
 
     fn mac(&self, value: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
         mac.update(value.as_bytes());
         STANDARD.encode(mac.finalize().into_bytes())
     }
@@ -74,20 +75,35 @@ impl Cookies {
         let name = format!("{}{COOKIE_NAME}", self.prefix);
         let mut cookies = Vec::new();
         if remember {
-            cookies.push(format!("{name}={value}; Max-Age={SESSION_MAX_AGE}{}", self.attributes));
+            cookies.push(format!(
+                "{name}={value}; Max-Age={SESSION_MAX_AGE}{}",
+                self.attributes
+            ));
         } else {
             cookies.push(format!("{name}={value}{}", self.attributes));
             let marker = utf8_percent_encode(&self.sign("true"), NON_ALPHANUMERIC).to_string();
-            cookies.push(format!("{}{DONT_REMEMBER}={marker}{}", self.prefix, self.attributes));
+            cookies.push(format!(
+                "{}{DONT_REMEMBER}={marker}{}",
+                self.prefix, self.attributes
+            ));
         }
-        cookies.into_iter().filter_map(|c| HeaderValue::from_str(&c).ok()).collect()
+        cookies
+            .into_iter()
+            .filter_map(|c| HeaderValue::from_str(&c).ok())
+            .collect()
     }
 
     /// `Set-Cookie` values that expire every auth cookie.
     pub fn clear(&self) -> Vec<HeaderValue> {
         [COOKIE_NAME, DONT_REMEMBER]
             .iter()
-            .filter_map(|name| HeaderValue::from_str(&format!("{}{name}=; Max-Age=0{}", self.prefix, self.attributes)).ok())
+            .filter_map(|name| {
+                HeaderValue::from_str(&format!(
+                    "{}{name}=; Max-Age=0{}",
+                    self.prefix, self.attributes
+                ))
+                .ok()
+            })
             .collect()
     }
 
@@ -100,7 +116,11 @@ impl Cookies {
             .and_then(|v| v.strip_prefix("Bearer "))
         {
             let bearer = percent_decode_str(bearer.trim()).decode_utf8().ok()?;
-            return if bearer.contains('.') { self.verify(&bearer) } else { Some(bearer.into_owned()) };
+            return if bearer.contains('.') {
+                self.verify(&bearer)
+            } else {
+                Some(bearer.into_owned())
+            };
         }
         let name = format!("{}{COOKIE_NAME}", self.prefix);
         headers
@@ -110,7 +130,12 @@ impl Cookies {
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(k, _)| *k == name)
-            .and_then(|(_, v)| percent_decode_str(v).decode_utf8().ok().and_then(|v| self.verify(&v)))
+            .and_then(|(_, v)| {
+                percent_decode_str(v)
+                    .decode_utf8()
+                    .ok()
+                    .and_then(|v| self.verify(&v))
+            })
     }
 }
 
@@ -125,7 +150,11 @@ pub struct Authed {
 impl Authed {
     /// A gRPC request on behalf of this caller, carrying their token and the trace.
     pub fn call<T>(&self, message: T) -> tonic::Request<T> {
-        grpc::request(message, Some(&self.access_token), self.request_id.as_deref())
+        grpc::request(
+            message,
+            Some(&self.access_token),
+            self.request_id.as_deref(),
+        )
     }
 }
 
@@ -133,17 +162,27 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let token = state.cookies.token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let token = state
+            .cookies
+            .token(&parts.headers)
+            .ok_or_else(ApiError::unauthorized)?;
         let request_id = request_id(&parts.headers);
         let (user_id, access_token) = access_token(state, &token, request_id.as_deref()).await?;
         tracing::Span::current().record("user_id", user_id.as_str());
-        Ok(Self { access_token, session_token: token, request_id })
+        Ok(Self {
+            access_token,
+            session_token: token,
+            request_id,
+        })
     }
 }
 
 /// The request id set by the request-id layer.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 fn cache_key(token: &str) -> String {
@@ -151,11 +190,18 @@ fn cache_key(token: &str) -> String {
 }
 
 fn hex_digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `(user id, access token)` for a session token, from the cache or from accounts.
-async fn access_token(state: &AppState, token: &str, request_id: Option<&str>) -> ApiResult<(String, String)> {
+async fn access_token(
+    state: &AppState,
+    token: &str,
+    request_id: Option<&str>,
+) -> ApiResult<(String, String)> {
     let key = cache_key(token);
     let mut redis = state.redis.clone();
     match redis.get::<_, Option<String>>(&key).await {
@@ -167,9 +213,14 @@ async fn access_token(state: &AppState, token: &str, request_id: Option<&str>) -
         Ok(None) => {}
         Err(error) => tracing::warn!(%error, "session cache unavailable"),
     }
-    let exchanged = exchange(state, token, request_id).await?.ok_or_else(ApiError::unauthorized)?;
+    let exchanged = exchange(state, token, request_id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
     let user_id = exchanged.user.map(|u| u.id).unwrap_or_default();
-    let exp = exchanged.access_token_expire_time.map(|t| t.seconds as u64).unwrap_or_default();
+    let exp = exchanged
+        .access_token_expire_time
+        .map(|t| t.seconds as u64)
+        .unwrap_or_default();
     // Never cache a token past its own expiry (minus slack for the callee's clock).
     let ttl = CACHE_SECS.min(exp.saturating_sub(now_secs() + 10));
     if ttl > 0 {
@@ -187,7 +238,13 @@ pub async fn exchange(
     token: &str,
     request_id: Option<&str>,
 ) -> ApiResult<Option<pb::ExchangeSessionResponse>> {
-    let request = grpc::request(pb::ExchangeSessionRequest { session_token: token.to_owned() }, None, request_id);
+    let request = grpc::request(
+        pb::ExchangeSessionRequest {
+            session_token: token.to_owned(),
+        },
+        None,
+        request_id,
+    );
     match state.accounts.clone().exchange_session(request).await {
         Ok(response) => Ok(Some(response.into_inner())),
         Err(status) if status.code() == tonic::Code::Unauthenticated => Ok(None),
@@ -216,23 +273,38 @@ pub fn check_origin(headers: &HeaderMap, trusted: &[String]) -> ApiResult<()> {
         .map(str::to_owned)
         .or_else(|| {
             let referer = headers.get(header::REFERER)?.to_str().ok()?;
-            Some(url::Url::parse(referer).ok()?.origin().ascii_serialization())
+            Some(
+                url::Url::parse(referer)
+                    .ok()?
+                    .origin()
+                    .ascii_serialization(),
+            )
         })
         .filter(|o| !o.is_empty() && o != "null");
     let Some(origin) = origin else {
-        return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "MISSING_OR_NULL_ORIGIN", "Missing or null Origin"));
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "MISSING_OR_NULL_ORIGIN",
+            "Missing or null Origin",
+        ));
     };
     if is_trusted(&origin, trusted) {
         Ok(())
     } else {
-        Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "INVALID_ORIGIN", "Invalid origin"))
+        Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "INVALID_ORIGIN",
+            "Invalid origin",
+        ))
     }
 }
 
 /// Exact origin match, or a scheme-only entry (`exp://`) matching any origin of that scheme.
 pub fn is_trusted(origin: &str, trusted: &[String]) -> bool {
     let origin = origin.trim_end_matches('/');
-    trusted.iter().any(|t| t == origin || (t.ends_with("://") && origin.starts_with(t.as_str())))
+    trusted
+        .iter()
+        .any(|t| t == origin || (t.ends_with("://") && origin.starts_with(t.as_str())))
 }
 
 /// A callback URL must be a relative path on this site or on a trusted origin (403 otherwise),
@@ -242,8 +314,10 @@ pub fn check_callback(field: &str, value: Option<&str>, trusted: &[String]) -> A
         return Ok(());
     };
     let relative = value.starts_with('/') && !value.starts_with("//") && !value.contains('\\');
-    let trusted_absolute = url::Url::parse(value).is_ok_and(|u| is_trusted(&u.origin().ascii_serialization(), trusted)
-        || is_trusted(&format!("{}://", u.scheme()), trusted));
+    let trusted_absolute = url::Url::parse(value).is_ok_and(|u| {
+        is_trusted(&u.origin().ascii_serialization(), trusted)
+            || is_trusted(&format!("{}://", u.scheme()), trusted)
+    });
     if relative || trusted_absolute {
         return Ok(());
     }
@@ -269,7 +343,10 @@ mod tests {
         assert_eq!(signed.len(), "abc123.".len() + 44);
         assert_eq!(c.verify(&signed).as_deref(), Some("abc123"));
         assert_eq!(c.verify(&signed.replace("abc123", "abc124")), None);
-        assert_eq!(Cookies::new("another-secret-entirely", false, false).verify(&signed), None);
+        assert_eq!(
+            Cookies::new("another-secret-entirely", false, false).verify(&signed),
+            None
+        );
     }
 
     #[test]
@@ -278,9 +355,15 @@ mod tests {
         let set = c.start("tok", true)[0].to_str().unwrap().to_owned();
         let pair = set.split(';').next().unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_str(&format!("other=1; {pair}")).unwrap());
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("other=1; {pair}")).unwrap(),
+        );
         assert_eq!(c.token(&headers).as_deref(), Some("tok"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer raw-token"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer raw-token"),
+        );
         assert_eq!(c.token(&headers).as_deref(), Some("raw-token"));
     }
 
@@ -293,6 +376,8 @@ mod tests {
         assert!(check_callback("callbackURL", Some("/home"), &trusted).is_ok());
         assert!(check_callback("callbackURL", Some("//evil.example/x"), &trusted).is_err());
         assert!(check_callback("callbackURL", Some("https://evil.example/x"), &trusted).is_err());
-        assert!(check_callback("callbackURL", Some("http://localhost:8081/done"), &trusted).is_ok());
+        assert!(
+            check_callback("callbackURL", Some("http://localhost:8081/done"), &trusted).is_ok()
+        );
     }
 }

@@ -66,10 +66,14 @@ impl Config {
             Some(secret) if secret.len() >= 16 => Ok(secret.clone()),
             Some(_) => bail!("BETTER_AUTH_SECRET must be at least 16 characters"),
             None if self.dev => {
-                tracing::warn!("BETTER_AUTH_SECRET is not set; using the public development secret");
+                tracing::warn!(
+                    "BETTER_AUTH_SECRET is not set; using the public development secret"
+                );
                 Ok(DEV_SECRET.to_owned())
             }
-            None => bail!("BETTER_AUTH_SECRET is required (or set HILO_DEV=true for local development)"),
+            None => {
+                bail!("BETTER_AUTH_SECRET is required (or set HILO_DEV=true for local development)")
+            }
         }
     }
 
@@ -81,7 +85,8 @@ impl Config {
     /// Every origin trusted for auth: BETTER_AUTH_URL's, CORS_ORIGIN, TRUSTED_ORIGINS and
     /// BETTER_AUTH_TRUSTED_ORIGINS (BEHAVIOUR §2.6, without the original's hard-coded LAN IPs).
     pub fn trusted_origins(&self) -> anyhow::Result<Vec<String>> {
-        let base = url::Url::parse(&self.better_auth_url).context("BETTER_AUTH_URL is not a URL")?;
+        let base =
+            url::Url::parse(&self.better_auth_url).context("BETTER_AUTH_URL is not a URL")?;
         let mut origins = vec![base.origin().ascii_serialization()];
         origins.extend(split(&self.cors_origin));
         origins.extend(split(&self.trusted_origins));
@@ -130,7 +135,9 @@ impl std::str::FromStr for RateLimit {
             Some((max.parse().ok()?, window.parse().ok()?))
         });
         match parsed {
-            Some((max, window_secs)) if max > 0 && window_secs > 0 => Ok(Self::PerWindow { max, window_secs }),
+            Some((max, window_secs)) if max > 0 && window_secs > 0 => {
+                Ok(Self::PerWindow { max, window_secs })
+            }
             _ => Err(format!("expected `N/Ds` (e.g. 3/10s) or `off`, got `{s}`")),
         }
     }
@@ -142,8 +149,20 @@ mod tests {
 
     #[test]
     fn rate_limit_parses_budgets_and_off() {
-        assert_eq!("3/10s".parse(), Ok(RateLimit::PerWindow { max: 3, window_secs: 10 }));
-        assert_eq!("100/60".parse(), Ok(RateLimit::PerWindow { max: 100, window_secs: 60 }));
+        assert_eq!(
+            "3/10s".parse(),
+            Ok(RateLimit::PerWindow {
+                max: 3,
+                window_secs: 10
+            })
+        );
+        assert_eq!(
+            "100/60".parse(),
+            Ok(RateLimit::PerWindow {
+                max: 100,
+                window_secs: 60
+            })
+        );
         assert_eq!("OFF".parse(), Ok(RateLimit::Off));
         assert!("0/10s".parse::<RateLimit>().is_err());
         assert!("three".parse::<RateLimit>().is_err());

@@ -45,7 +45,12 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorBody { code: code.to_owned(), message: message.into(), details: Vec::new(), path: None },
+            body: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+                details: Vec::new(),
+                path: None,
+            },
             retry_after: None,
         }
     }
@@ -60,18 +65,29 @@ impl ApiError {
 
     /// 400 with one entry per failing field.
     pub fn validation(details: Vec<FieldError>) -> Self {
-        let mut error = Self::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", "Validation error");
+        let mut error = Self::new(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Validation error",
+        );
         error.body.details = details;
         error
     }
 
     /// 400 for one failing field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        Self::validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
+        Self::validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
     }
 
     pub fn too_many_requests(retry_after: u64) -> Self {
-        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", "Too many requests. Please try again later.");
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            "Too many requests. Please try again later.",
+        );
         error.retry_after = Some(retry_after);
         error
     }
@@ -79,7 +95,11 @@ impl ApiError {
     /// 500 that says nothing; the cause is logged with the request's span (and so its id).
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "Internal server error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_SERVER_ERROR",
+            "Internal server error",
+        )
     }
 
     /// Replaces the status, keeping code and message (for Better Auth's own choices, e.g. 422).
@@ -93,7 +113,9 @@ impl ApiError {
 pub fn http_status(code: Code) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
         Code::Unauthenticated => StatusCode::UNAUTHORIZED,
         Code::PermissionDenied => StatusCode::FORBIDDEN,
         Code::NotFound => StatusCode::NOT_FOUND,
@@ -102,7 +124,9 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 
@@ -132,17 +156,27 @@ impl From<tonic::Status> for ApiError {
             // Internal text stays in the log; the client gets the opaque default.
             tracing::error!(code = ?status.code(), message = status.message(), "service call failed");
             let code = default_code(http);
-            let message = if http == StatusCode::INTERNAL_SERVER_ERROR { "Internal server error" } else { "Service unavailable" };
+            let message = if http == StatusCode::INTERNAL_SERVER_ERROR {
+                "Internal server error"
+            } else {
+                "Service unavailable"
+            };
             return Self::new(http, code, message);
         }
         let details = status.get_error_details();
-        let code = details.error_info().map(|i| i.reason.clone()).unwrap_or_else(|| default_code(http).to_owned());
+        let code = details
+            .error_info()
+            .map(|i| i.reason.clone())
+            .unwrap_or_else(|| default_code(http).to_owned());
         let mut error = Self::new(http, &code, status.message());
         if let Some(bad) = details.bad_request() {
             error.body.details = bad
                 .field_violations
                 .iter()
-                .map(|v| FieldError { field: v.field.clone(), message: v.description.clone() })
+                .map(|v| FieldError {
+                    field: v.field.clone(),
+                    message: v.description.clone(),
+                })
                 .collect();
         }
         error
@@ -155,7 +189,9 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after
             && let Ok(value) = HeaderValue::from_str(&secs.to_string())
         {
-            response.headers_mut().insert(header::RETRY_AFTER, value.clone());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, value.clone());
             response.headers_mut().insert("x-retry-after", value);
         }
         response
@@ -176,22 +212,32 @@ mod tests {
         assert_eq!(http_status(Code::PermissionDenied), StatusCode::FORBIDDEN);
         assert_eq!(http_status(Code::NotFound), StatusCode::NOT_FOUND);
         assert_eq!(http_status(Code::AlreadyExists), StatusCode::CONFLICT);
-        assert_eq!(http_status(Code::ResourceExhausted), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(http_status(Code::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            http_status(Code::ResourceExhausted),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            http_status(Code::Unavailable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[test]
     fn internal_statuses_do_not_leak_their_message() {
-        let error = ApiError::from(tonic::Status::internal("relation users does not exist at 10.0.0.3"));
+        let error = ApiError::from(tonic::Status::internal(
+            "relation users does not exist at 10.0.0.3",
+        ));
         assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!error.body.message.contains("relation"));
     }
 
     #[test]
     fn reasons_and_field_violations_become_code_and_details() {
-        let mut details = tonic_types::ErrorDetails::with_error_info("PASSWORD_TOO_SHORT", "hilo", []);
+        let mut details =
+            tonic_types::ErrorDetails::with_error_info("PASSWORD_TOO_SHORT", "hilo", []);
         details.add_bad_request_violation("password", "Password too short");
-        let status = tonic::Status::with_error_details(Code::InvalidArgument, "Password too short", details);
+        let status =
+            tonic::Status::with_error_details(Code::InvalidArgument, "Password too short", details);
         let error = ApiError::from(status);
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
         assert_eq!(error.body.code, "PASSWORD_TOO_SHORT");

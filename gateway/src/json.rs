@@ -20,37 +20,57 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let bytes = to_bytes(req.into_body(), JSON_LIMIT).await.map_err(|_| too_large())?;
+        let bytes = to_bytes(req.into_body(), JSON_LIMIT)
+            .await
+            .map_err(|_| too_large())?;
         parse(&bytes).map(Json)
     }
 }
 
 fn too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "Request body is larger than 1 MiB")
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "Request body is larger than 1 MiB",
+    )
 }
 
 /// Parses `bytes`, reporting the dotted path of the first failing field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", "Request body must be a JSON object"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+            "Request body must be a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|error| {
         let field = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", format!("Malformed JSON: {inner}"));
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_JSON",
+                format!("Malformed JSON: {inner}"),
+            );
         }
         // serde reports a missing field at its parent's path; name the field itself.
         let message = inner.to_string();
-        let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        let field = match message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
             Some(missing) if field == "." => missing.to_owned(),
             Some(missing) => format!("{field}.{missing}"),
             None if field == "." => String::new(),
             None => field,
         };
-        let message = message.split(" at line ").next().unwrap_or_default().to_owned();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         ApiError::validation(vec![FieldError { field, message }])
     })
 }
-

@@ -7,7 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use axum::http::HeaderMap;
 use hilo_kit::auth::now_secs;
 
-use crate::{app::AppState, config::RateLimit, error::{ApiError, ApiResult}};
+use crate::{
+    app::AppState,
+    config::RateLimit,
+    error::{ApiError, ApiResult},
+};
 
 /// Counts one request of `ip` against `scope`'s budget; 429 with `Retry-After` when spent.
 pub async fn check(state: &AppState, scope: &str, ip: IpAddr) -> ApiResult<()> {
@@ -26,7 +30,9 @@ pub async fn check(state: &AppState, scope: &str, ip: IpAddr) -> ApiResult<()> {
         .query_async(&mut redis)
         .await;
     match counted {
-        Ok((count,)) if count > u64::from(max) => Err(ApiError::too_many_requests(window - now % window)),
+        Ok((count,)) if count > u64::from(max) => {
+            Err(ApiError::too_many_requests(window - now % window))
+        }
         Ok(_) => Ok(()),
         Err(error) => {
             tracing::warn!(%error, "rate limiter unavailable; allowing the request");

@@ -10,7 +10,8 @@ pub mod accounts {
 }
 
 /// Encoded `FileDescriptorSet` of every Hilo proto, served by gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hilo_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/hilo_descriptor.bin"));
 
 pub use prost_types::Timestamp;
 pub use tonic;

@@ -93,7 +93,10 @@ async fn guard(
     ratelimit::check(state, scope, ip).await?;
     Ok(pb::ClientInfo {
         ip_address: Some(ip.to_string()),
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     })
 }
 
@@ -108,7 +111,14 @@ async fn sign_up(
     headers: HeaderMap,
     Json(body): Json<SignUpBody>,
 ) -> ApiResult<Response> {
-    let client = guard(&state, &headers, peer, "sign-up", body.callback_url.as_deref()).await?;
+    let client = guard(
+        &state,
+        &headers,
+        peer,
+        "sign-up",
+        body.callback_url.as_deref(),
+    )
+    .await?;
     let request = pb::SignUpRequest {
         name: body.name,
         email: body.email,
@@ -119,18 +129,38 @@ async fn sign_up(
     let reply = state
         .accounts
         .clone()
-        .sign_up(grpc::request(request, None, request_id(&headers).as_deref()))
+        .sign_up(grpc::request(
+            request,
+            None,
+            request_id(&headers).as_deref(),
+        ))
         .await
         .map_err(|status| {
             // Better Auth answers a taken email with 422, not 409.
             let taken = status.code() == tonic::Code::AlreadyExists;
             let error = ApiError::from(status);
-            if taken { error.with_status(StatusCode::UNPROCESSABLE_ENTITY) } else { error }
+            if taken {
+                error.with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            } else {
+                error
+            }
         })?
         .into_inner();
-    let user = reply.user.map(AuthUser::from).ok_or_else(|| ApiError::internal("sign-up without a user"))?;
-    let cookies = state.cookies.start(&reply.session_token, body.remember_me.unwrap_or(true));
-    Ok(with_cookies(axum::Json(SignUpReply { token: reply.session_token, user }), cookies, None))
+    let user = reply
+        .user
+        .map(AuthUser::from)
+        .ok_or_else(|| ApiError::internal("sign-up without a user"))?;
+    let cookies = state
+        .cookies
+        .start(&reply.session_token, body.remember_me.unwrap_or(true));
+    Ok(with_cookies(
+        axum::Json(SignUpReply {
+            token: reply.session_token,
+            user,
+        }),
+        cookies,
+        None,
+    ))
 }
 
 /// Sign in with email and password.
@@ -144,19 +174,44 @@ async fn sign_in(
     headers: HeaderMap,
     Json(body): Json<SignInBody>,
 ) -> ApiResult<Response> {
-    let client = guard(&state, &headers, peer, "sign-in", body.callback_url.as_deref()).await?;
-    let request = pb::SignInRequest { email: body.email, password: body.password, client: Some(client) };
+    let client = guard(
+        &state,
+        &headers,
+        peer,
+        "sign-in",
+        body.callback_url.as_deref(),
+    )
+    .await?;
+    let request = pb::SignInRequest {
+        email: body.email,
+        password: body.password,
+        client: Some(client),
+    };
     let reply = state
         .accounts
         .clone()
-        .sign_in(grpc::request(request, None, request_id(&headers).as_deref()))
+        .sign_in(grpc::request(
+            request,
+            None,
+            request_id(&headers).as_deref(),
+        ))
         .await?
         .into_inner();
-    let user = reply.user.map(AuthUser::from).ok_or_else(|| ApiError::internal("sign-in without a user"))?;
-    let cookies = state.cookies.start(&reply.session_token, body.remember_me.unwrap_or(true));
+    let user = reply
+        .user
+        .map(AuthUser::from)
+        .ok_or_else(|| ApiError::internal("sign-in without a user"))?;
+    let cookies = state
+        .cookies
+        .start(&reply.session_token, body.remember_me.unwrap_or(true));
     let url = body.callback_url.filter(|u| !u.is_empty());
     let location = url.clone();
-    let reply = SignInReply { redirect: url.is_some(), token: reply.session_token, url, user };
+    let reply = SignInReply {
+        redirect: url.is_some(),
+        token: reply.session_token,
+        url,
+        user,
+    };
     Ok(with_cookies(axum::Json(reply), cookies, location))
 }
 
@@ -166,18 +221,29 @@ async fn sign_in(
               (status = 400, description = "FAILED_TO_GET_SESSION: no session sent", body = ErrorBody)))]
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     check_origin(&headers, &state.trusted_origins)?;
-    let token = state
-        .cookies
-        .token(&headers)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "FAILED_TO_GET_SESSION", "Failed to get session"))?;
+    let token = state.cookies.token(&headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "FAILED_TO_GET_SESSION",
+            "Failed to get session",
+        )
+    })?;
     let rid = request_id(&headers);
     // Revoking needs the session's own access token; an already dead session is simply gone.
     if let Some(exchanged) = auth::exchange(&state, &token, rid.as_deref()).await? {
-        let request = grpc::request(pb::SignOutRequest {}, Some(&exchanged.access_token), rid.as_deref());
+        let request = grpc::request(
+            pb::SignOutRequest {},
+            Some(&exchanged.access_token),
+            rid.as_deref(),
+        );
         state.accounts.clone().sign_out(request).await?;
     }
     auth::forget(&state, &token).await;
-    Ok(with_cookies(axum::Json(SignOutReply { success: true }), state.cookies.clear(), None))
+    Ok(with_cookies(
+        axum::Json(SignOutReply { success: true }),
+        state.cookies.clear(),
+        None,
+    ))
 }
 
 /// The current session and user, or `null` (200) without a valid session.
@@ -193,7 +259,10 @@ async fn get_session(State(state): State<AppState>, headers: HeaderMap) -> ApiRe
     let (Some(session), Some(user)) = (found.session, found.user) else {
         return Err(ApiError::internal("exchange without session or user"));
     };
-    let reply = SessionReply { session: SessionView::new(session, &token), user: user.into() };
+    let reply = SessionReply {
+        session: SessionView::new(session, &token),
+        user: user.into(),
+    };
     // A session whose expiry just slid forward gets a fresh cookie, as Better Auth does.
     let cookies = if found.refreshed && headers.contains_key(header::COOKIE) {
         state.cookies.start(&token, true)
@@ -210,7 +279,11 @@ async fn session(state: State<AppState>, headers: HeaderMap) -> ApiResult<Respon
     get_session(state, headers).await
 }
 
-fn with_cookies(body: impl IntoResponse, cookies: Vec<HeaderValue>, location: Option<String>) -> Response {
+fn with_cookies(
+    body: impl IntoResponse,
+    cookies: Vec<HeaderValue>,
+    location: Option<String>,
+) -> Response {
     let mut response = body.into_response();
     for cookie in cookies {
         response.headers_mut().append(header::SET_COOKIE, cookie);

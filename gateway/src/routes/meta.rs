@@ -27,15 +27,27 @@ pub fn router(openapi: String) -> Router<AppState> {
 /// Ready when Redis answers and accounts reports SERVING; 503 otherwise, naming what is down.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut redis = state.redis.clone();
-    let redis_ok = redis::cmd("PING").query_async::<String>(&mut redis).await.is_ok();
+    let redis_ok = redis::cmd("PING")
+        .query_async::<String>(&mut redis)
+        .await
+        .is_ok();
     let accounts_ok = state
         .health
         .clone()
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32);
-    let status = if redis_ok && accounts_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(serde_json::json!({ "redis": redis_ok, "accounts": accounts_ok })))
+    let status = if redis_ok && accounts_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "redis": redis_ok, "accounts": accounts_ok })),
+    )
 }
 
 /// An API reference page that renders `/openapi.json` (Scalar, loaded from its CDN).

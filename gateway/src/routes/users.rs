@@ -36,14 +36,13 @@ pub struct Page {
 impl Page {
     /// `(limit, offset)`: absent or empty means the default; non-numeric or negative is 400.
     pub fn parse(&self, default_limit: i64) -> ApiResult<(i64, i64)> {
-        let number = |field: &str, raw: &Option<String>, default: i64| match raw.as_deref().map(str::trim) {
-            None | Some("") => Ok(default),
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::field(field, format!("{field} must be a non-negative integer"))),
-        };
+        let number =
+            |field: &str, raw: &Option<String>, default: i64| match raw.as_deref().map(str::trim) {
+                None | Some("") => Ok(default),
+                Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ApiError::field(field, format!("{field} must be a non-negative integer"))
+                }),
+            };
         let limit = number("limit", &self.limit, default_limit)?.min(LIMIT_MAX);
         let offset = number("offset", &self.offset, 0)?;
         Ok((limit, offset))
@@ -53,26 +52,54 @@ impl Page {
 /// Users in creation order, paginated. Others' emails are never included.
 #[utoipa::path(get, path = "/api/users", tag = "users", params(Page),
     responses((status = 200, body = Vec<UserWithProfile>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn list_users(State(state): State<AppState>, who: Authed, Query(page): Query<Page>) -> ApiResult<axum::Json<Vec<UserWithProfile>>> {
+async fn list_users(
+    State(state): State<AppState>,
+    who: Authed,
+    Query(page): Query<Page>,
+) -> ApiResult<axum::Json<Vec<UserWithProfile>>> {
     let (limit, offset) = page.parse(50)?;
     if limit == 0 {
         return Ok(axum::Json(Vec::new()));
     }
-    let request = pb::ListUsersRequest { limit: limit as i32, offset: offset.min(i32::MAX.into()) as i32 };
-    let users = state.accounts.clone().list_users(who.call(request)).await?.into_inner().users;
+    let request = pb::ListUsersRequest {
+        limit: limit as i32,
+        offset: offset.min(i32::MAX.into()) as i32,
+    };
+    let users = state
+        .accounts
+        .clone()
+        .list_users(who.call(request))
+        .await?
+        .into_inner()
+        .users;
     Ok(axum::Json(users.into_iter().map(Into::into).collect()))
 }
 
 /// One user with their profile.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users",
     responses((status = 200, body = UserWithProfile), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_user(State(state): State<AppState>, who: Authed, Path(id): Path<String>) -> ApiResult<axum::Json<UserWithProfile>> {
-    let user = state.accounts.clone().get_user(who.call(pb::GetUserRequest { user_id: id })).await?.into_inner().user;
-    Ok(axum::Json(user.ok_or_else(|| ApiError::internal("get_user without a user"))?.into()))
+async fn get_user(
+    State(state): State<AppState>,
+    who: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<UserWithProfile>> {
+    let user = state
+        .accounts
+        .clone()
+        .get_user(who.call(pb::GetUserRequest { user_id: id }))
+        .await?
+        .into_inner()
+        .user;
+    Ok(axum::Json(
+        user.ok_or_else(|| ApiError::internal("get_user without a user"))?
+            .into(),
+    ))
 }
 
 /// A field that may be absent (leave it), `null` (clear it) or a value.
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -136,10 +163,16 @@ async fn update_user(
     for (field, sent) in [
         ("emailVerified", body.email_verified.is_some()),
         ("role", body.role.is_some()),
-        ("profile.isOnline", body.profile.as_ref().is_some_and(|p| p.is_online.is_some())),
+        (
+            "profile.isOnline",
+            body.profile.as_ref().is_some_and(|p| p.is_online.is_some()),
+        ),
     ] {
         if sent {
-            refused.push(FieldError { field: field.to_owned(), message: format!("{field} cannot be set by clients") });
+            refused.push(FieldError {
+                field: field.to_owned(),
+                message: format!("{field} cannot be set by clients"),
+            });
         }
     }
     if !refused.is_empty() {
@@ -158,8 +191,17 @@ async fn update_user(
             age: p.age.map(|value| pb::NullableInt32 { value }),
         }),
     };
-    let user = state.accounts.clone().update_user(who.call(request)).await?.into_inner().user;
-    Ok(axum::Json(user.ok_or_else(|| ApiError::internal("update_user without a user"))?.into()))
+    let user = state
+        .accounts
+        .clone()
+        .update_user(who.call(request))
+        .await?
+        .into_inner()
+        .user;
+    Ok(axum::Json(
+        user.ok_or_else(|| ApiError::internal("update_user without a user"))?
+            .into(),
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -170,9 +212,18 @@ pub struct Deleted {
 /// Delete your own user; their sessions end with it.
 #[utoipa::path(delete, path = "/api/users/{id}", tag = "users",
     responses((status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn delete_user(State(state): State<AppState>, who: Authed, Path(id): Path<String>) -> ApiResult<axum::Json<Deleted>> {
-    state.accounts.clone().delete_user(who.call(pb::DeleteUserRequest { user_id: id })).await?;
+async fn delete_user(
+    State(state): State<AppState>,
+    who: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Deleted>> {
+    state
+        .accounts
+        .clone()
+        .delete_user(who.call(pb::DeleteUserRequest { user_id: id }))
+        .await?;
     auth::forget(&state, &who.session_token).await;
-    Ok(axum::Json(Deleted { message: "User deleted".to_owned() }))
+    Ok(axum::Json(Deleted {
+        message: "User deleted".to_owned(),
+    }))
 }
-

@@ -28,15 +28,24 @@ impl App {
             &config.jwt.jwt_audience,
             config.access_token_ttl_secs,
         )?;
-        let verifier = TokenVerifier::from_public_pem(signer.public_pem(), signer.issuer(), signer.audience())
-            .context("building the token verifier")?;
+        let verifier =
+            TokenVerifier::from_public_pem(signer.public_pem(), signer.issuer(), signer.audience())
+                .context("building the token verifier")?;
         let pool = db::connect(&config.database_url, SCHEMA, config.db_max_connections).await?;
         if config.migrate_on_start {
             db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
         }
         let listener = grpc::bind(config.listen_addr).await?;
-        let rpc = AccountsRpc { pool, signer: Arc::new(signer), verifier };
-        Ok(Self { config, listener, rpc })
+        let rpc = AccountsRpc {
+            pool,
+            signer: Arc::new(signer),
+            verifier,
+        };
+        Ok(Self {
+            config,
+            listener,
+            rpc,
+        })
     }
 
     /// The bound gRPC address.
@@ -45,7 +54,11 @@ impl App {
     }
 
     /// Serves gRPC and the admin port until `shutdown` is cancelled.
-    pub async fn run(self, metrics: admin::Handle, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        metrics: admin::Handle,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let admin = admin::serve(self.config.admin_addr, metrics, shutdown.clone()).await?;
         tracing::info!(grpc = %self.listener.local_addr()?, %admin, "accounts serving");
         let routes = Routes::new(AccountsServiceServer::new(self.rpc));

@@ -64,7 +64,11 @@ pub async fn insert_user(db: impl PgExecutor<'_>, user: &NewUser<'_>) -> sqlx::R
 
 /// The profile every user gets at creation: display name = name, else email (BEHAVIOUR §2.5).
 pub async fn insert_profile(db: impl PgExecutor<'_>, user: &NewUser<'_>) -> sqlx::Result<()> {
-    let display_name = if user.name.trim().is_empty() { user.email } else { user.name };
+    let display_name = if user.name.trim().is_empty() {
+        user.email
+    } else {
+        user.name
+    };
     sqlx::query(
         "INSERT INTO profiles (id, user_id, display_name, avatar_url) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (user_id) DO NOTHING",
@@ -102,7 +106,10 @@ pub async fn insert_identity(
 }
 
 /// The user id and password hash for an email, if it has a password credential.
-pub async fn find_credential(pool: &PgPool, email: &str) -> sqlx::Result<Option<(String, Option<String>)>> {
+pub async fn find_credential(
+    pool: &PgPool,
+    email: &str,
+) -> sqlx::Result<Option<(String, Option<String>)>> {
     sqlx::query_as(
         "SELECT u.id, i.password_hash FROM users u \
          LEFT JOIN identities i ON i.user_id = u.id AND i.provider_id = 'credential' \
@@ -148,7 +155,11 @@ pub async fn find_session(pool: &PgPool, token_hash: &str) -> sqlx::Result<Optio
 }
 
 /// Slides a session's expiry forward.
-pub async fn extend_session(pool: &PgPool, id: &str, expires_at: DateTime<Utc>) -> sqlx::Result<SessionRow> {
+pub async fn extend_session(
+    pool: &PgPool,
+    id: &str,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<SessionRow> {
     sqlx::query_as(
         "UPDATE sessions SET expires_at = $2, updated_at = now() WHERE id = $1 \
          RETURNING id, user_id, expires_at, ip_address, user_agent, created_at, updated_at",
@@ -160,15 +171,20 @@ pub async fn extend_session(pool: &PgPool, id: &str, expires_at: DateTime<Utc>) 
 }
 
 pub async fn delete_session(pool: &PgPool, id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(pool).await?;
+    sqlx::query("DELETE FROM sessions WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
 pub async fn get_user(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_USER} WHERE u.id = $1")))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_USER} WHERE u.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
 }
 
 /// Users in creation order (stable across pages).
@@ -183,10 +199,12 @@ pub async fn list_users(pool: &PgPool, limit: i64, offset: i64) -> sqlx::Result<
 }
 
 pub async fn users_by_ids(pool: &PgPool, ids: &[String]) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_USER} WHERE u.id = ANY($1)")))
-        .bind(ids)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT_USER} WHERE u.id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_all(pool)
+    .await
 }
 
 /// The user columns a patch may change; `None` leaves a column as it is.
@@ -229,7 +247,11 @@ pub struct ProfilePatch {
     pub age: Option<Option<i32>>,
 }
 
-pub async fn update_profile(db: impl PgExecutor<'_>, user_id: &str, patch: &ProfilePatch) -> sqlx::Result<()> {
+pub async fn update_profile(
+    db: impl PgExecutor<'_>,
+    user_id: &str,
+    patch: &ProfilePatch,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE profiles SET \
            display_name = COALESCE($2, display_name), \
@@ -258,6 +280,9 @@ pub async fn update_profile(db: impl PgExecutor<'_>, user_id: &str, patch: &Prof
 /// Deletes a user; profile, identities and sessions go with it (ON DELETE CASCADE).
 /// Returns false when there was no such user.
 pub async fn delete_user(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await?;
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected() > 0)
 }

@@ -47,8 +47,16 @@ impl Error {
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
-            Error::Invalid { reason, message, fields } => invalid(reason, &message, &fields),
-            Error::EmailTaken => status(Code::AlreadyExists, "EMAIL_ALREADY_IN_USE", "Email is already in use"),
+            Error::Invalid {
+                reason,
+                message,
+                fields,
+            } => invalid(reason, &message, &fields),
+            Error::EmailTaken => status(
+                Code::AlreadyExists,
+                "EMAIL_ALREADY_IN_USE",
+                "Email is already in use",
+            ),
             Error::UserExists => status(
                 Code::AlreadyExists,
                 "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
@@ -59,7 +67,11 @@ impl From<Error> for Status {
                 "INVALID_EMAIL_OR_PASSWORD",
                 "Invalid email or password",
             ),
-            Error::UserNotFound(id) => status(Code::NotFound, "USER_NOT_FOUND", format!("User with id '{id}' not found")),
+            Error::UserNotFound(id) => status(
+                Code::NotFound,
+                "USER_NOT_FOUND",
+                format!("User with id '{id}' not found"),
+            ),
             Error::Forbidden(message) => status(Code::PermissionDenied, "FORBIDDEN", message),
             Error::NoSession => status(Code::Unauthenticated, "UNAUTHORIZED", "Unauthorized"),
             Error::Db(error) => internal(error),

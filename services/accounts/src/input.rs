@@ -37,10 +37,18 @@ pub fn email(field: &'static str, raw: &str) -> Result<String> {
 pub fn password(raw: &str) -> Result<()> {
     let len = raw.chars().count();
     if len < PASSWORD_MIN {
-        return Err(Error::field("PASSWORD_TOO_SHORT", "password", "Password too short"));
+        return Err(Error::field(
+            "PASSWORD_TOO_SHORT",
+            "password",
+            "Password too short",
+        ));
     }
     if len > PASSWORD_MAX {
-        return Err(Error::field("PASSWORD_TOO_LONG", "password", "Password too long"));
+        return Err(Error::field(
+            "PASSWORD_TOO_LONG",
+            "password",
+            "Password too long",
+        ));
     }
     Ok(())
 }
@@ -48,7 +56,11 @@ pub fn password(raw: &str) -> Result<()> {
 /// A non-blank text of at most `max` characters.
 pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String> {
     if raw.trim().is_empty() {
-        return Err(Error::field("VALIDATION_ERROR", field, format!("{field} must not be empty")));
+        return Err(Error::field(
+            "VALIDATION_ERROR",
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if raw.chars().count() > max {
         return Err(Error::field(
@@ -63,11 +75,16 @@ pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String> {
 /// An absolute http(s) URL; other schemes (`javascript:`, `data:`) are refused.
 pub fn http_url(field: &'static str, raw: &str) -> Result<String> {
     let ok = raw.len() <= URL_MAX
-        && url::Url::parse(raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        && url::Url::parse(raw)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
     if ok {
         Ok(raw.to_owned())
     } else {
-        Err(Error::field("VALIDATION_ERROR", field, format!("{field} must be an http(s) URL")))
+        Err(Error::field(
+            "VALIDATION_ERROR",
+            field,
+            format!("{field} must be an http(s) URL"),
+        ))
     }
 }
 

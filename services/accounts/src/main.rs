@@ -6,7 +6,11 @@ use hilo_accounts::{app, config::Config, tokens};
 use hilo_kit::{admin, shutdown, telemetry};
 
 #[derive(Parser)]
-#[command(name = "hilo-accounts", version, about = "Hilo accounts service (gRPC)")]
+#[command(
+    name = "hilo-accounts",
+    version,
+    about = "Hilo accounts service (gRPC)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -24,7 +24,9 @@ pub async fn verify(password: String, phc: Option<String>) -> anyhow::Result<boo
     tokio::task::spawn_blocking(move || {
         let stored = phc.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(ok && stored != DUMMY_HASH)
     })
     .await?

@@ -32,11 +32,17 @@ pub struct AccountsRpc {
 /// The gRPC surface: authenticate the caller where the RPC needs one, then run the rule.
 #[tonic::async_trait]
 impl AccountsService for AccountsRpc {
-    async fn sign_up(&self, r: Request<pb::SignUpRequest>) -> Result<Response<pb::SignUpResponse>, Status> {
+    async fn sign_up(
+        &self,
+        r: Request<pb::SignUpRequest>,
+    ) -> Result<Response<pb::SignUpResponse>, Status> {
         reply(self.register(r.into_inner()).await)
     }
 
-    async fn sign_in(&self, r: Request<pb::SignInRequest>) -> Result<Response<pb::SignInResponse>, Status> {
+    async fn sign_in(
+        &self,
+        r: Request<pb::SignInRequest>,
+    ) -> Result<Response<pb::SignInResponse>, Status> {
         reply(self.authenticate(r.into_inner()).await)
     }
 
@@ -47,7 +53,10 @@ impl AccountsService for AccountsRpc {
         reply(self.exchange(r.into_inner().session_token).await)
     }
 
-    async fn sign_out(&self, r: Request<pb::SignOutRequest>) -> Result<Response<pb::SignOutResponse>, Status> {
+    async fn sign_out(
+        &self,
+        r: Request<pb::SignOutRequest>,
+    ) -> Result<Response<pb::SignOutResponse>, Status> {
         let caller = self.verifier.caller(&r)?;
         reply(self.revoke(caller).await)
     }
@@ -63,13 +72,19 @@ impl AccountsService for AccountsRpc {
         }))
     }
 
-    async fn get_user(&self, r: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+    async fn get_user(
+        &self,
+        r: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
         let caller = self.verifier.caller(&r)?;
         let user = self.user(&r.into_inner().user_id, &caller.user_id).await;
         reply(user.map(|user| pb::GetUserResponse { user: Some(user) }))
     }
 
-    async fn list_users(&self, r: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        r: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let caller = self.verifier.caller(&r)?;
         reply(self.list(caller, r.into_inner()).await)
     }
@@ -82,12 +97,18 @@ impl AccountsService for AccountsRpc {
         reply(self.batch(caller, r.into_inner().user_ids).await)
     }
 
-    async fn update_user(&self, r: Request<pb::UpdateUserRequest>) -> Result<Response<pb::UpdateUserResponse>, Status> {
+    async fn update_user(
+        &self,
+        r: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         let caller = self.verifier.caller(&r)?;
         reply(self.update(caller, r.into_inner()).await)
     }
 
-    async fn delete_user(&self, r: Request<pb::DeleteUserRequest>) -> Result<Response<pb::DeleteUserResponse>, Status> {
+    async fn delete_user(
+        &self,
+        r: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
         let caller = self.verifier.caller(&r)?;
         reply(self.delete(caller, r.into_inner().user_id).await)
     }
@@ -103,23 +124,48 @@ impl AccountsRpc {
         let email = input::email("email", &req.email)?;
         input::password(&req.password)?;
         let name = input::text("name", &req.name, input::NAME_MAX)?;
-        let image = req.image.as_deref().map(|i| input::http_url("image", i)).transpose()?;
+        let image = req
+            .image
+            .as_deref()
+            .map(|i| input::http_url("image", i))
+            .transpose()?;
 
         let hash = password::hash(req.password).await?;
         let user_id = tokens::random_id();
-        let new = NewUser { id: &user_id, email: &email, name: &name, image: image.as_deref() };
+        let new = NewUser {
+            id: &user_id,
+            email: &email,
+            name: &name,
+            image: image.as_deref(),
+        };
         let mut tx = self.pool.begin().await?;
         db::insert_user(&mut *tx, &new).await.map_err(|e| {
-            if hilo_kit::db::is_unique_violation(&e, "users_email_key") { Error::UserExists } else { e.into() }
+            if hilo_kit::db::is_unique_violation(&e, "users_email_key") {
+                Error::UserExists
+            } else {
+                e.into()
+            }
         })?;
         db::insert_profile(&mut *tx, &new).await?;
-        db::insert_identity(&mut *tx, &tokens::random_id(), &user_id, "credential", &user_id, Some(&hash)).await?;
+        db::insert_identity(
+            &mut *tx,
+            &tokens::random_id(),
+            &user_id,
+            "credential",
+            &user_id,
+            Some(&hash),
+        )
+        .await?;
         let (token, session) = open_session(&mut *tx, &user_id, req.client).await?;
         tx.commit().await?;
 
         tracing::info!(user_id, "user signed up");
         let user = self.user(&user_id, &user_id).await?;
-        Ok(pb::SignUpResponse { session_token: token, session: Some(session_pb(&session)), user: Some(user) })
+        Ok(pb::SignUpResponse {
+            session_token: token,
+            session: Some(session_pb(&session)),
+            user: Some(user),
+        })
     }
 
     async fn authenticate(&self, req: pb::SignInRequest) -> Result<pb::SignInResponse> {
@@ -135,12 +181,18 @@ impl AccountsRpc {
         };
         let (token, session) = open_session(&self.pool, &user_id, req.client).await?;
         let user = self.user(&user_id, &user_id).await?;
-        Ok(pb::SignInResponse { session_token: token, session: Some(session_pb(&session)), user: Some(user) })
+        Ok(pb::SignInResponse {
+            session_token: token,
+            session: Some(session_pb(&session)),
+            user: Some(user),
+        })
     }
 
     async fn exchange(&self, token: String) -> Result<pb::ExchangeSessionResponse> {
         let hash = tokens::hash_token(&token);
-        let mut session = db::find_session(&self.pool, &hash).await?.ok_or(Error::NoSession)?;
+        let mut session = db::find_session(&self.pool, &hash)
+            .await?
+            .ok_or(Error::NoSession)?;
         let now = Utc::now();
         if session.expires_at <= now {
             db::delete_session(&self.pool, &session.id).await?;
@@ -156,7 +208,10 @@ impl AccountsRpc {
             session: Some(session_pb(&session)),
             user: Some(user),
             access_token,
-            access_token_expire_time: Some(hilo_proto::Timestamp { seconds: exp as i64, nanos: 0 }),
+            access_token_expire_time: Some(hilo_proto::Timestamp {
+                seconds: exp as i64,
+                nanos: 0,
+            }),
             refreshed,
         })
     }
@@ -167,32 +222,60 @@ impl AccountsRpc {
         Ok(pb::SignOutResponse {})
     }
 
-    async fn list(&self, caller: Caller, req: pb::ListUsersRequest) -> Result<pb::ListUsersResponse> {
-        let limit = if req.limit <= 0 { LIST_DEFAULT } else { req.limit.min(LIST_MAX) };
+    async fn list(
+        &self,
+        caller: Caller,
+        req: pb::ListUsersRequest,
+    ) -> Result<pb::ListUsersResponse> {
+        let limit = if req.limit <= 0 {
+            LIST_DEFAULT
+        } else {
+            req.limit.min(LIST_MAX)
+        };
         let rows = db::list_users(&self.pool, limit.into(), req.offset.max(0).into()).await?;
-        let users = rows.into_iter().map(|row| user_pb(row, &caller.user_id)).collect();
+        let users = rows
+            .into_iter()
+            .map(|row| user_pb(row, &caller.user_id))
+            .collect();
         Ok(pb::ListUsersResponse { users })
     }
 
     async fn batch(&self, caller: Caller, ids: Vec<String>) -> Result<pb::BatchGetUsersResponse> {
         if ids.len() > LIST_MAX as usize {
-            return Err(Error::field("VALIDATION_ERROR", "userIds", "at most 100 ids"));
+            return Err(Error::field(
+                "VALIDATION_ERROR",
+                "userIds",
+                "at most 100 ids",
+            ));
         }
         let rows = db::users_by_ids(&self.pool, &ids).await?;
-        let users = rows.into_iter().map(|row| user_pb(row, &caller.user_id)).collect();
+        let users = rows
+            .into_iter()
+            .map(|row| user_pb(row, &caller.user_id))
+            .collect();
         Ok(pb::BatchGetUsersResponse { users })
     }
 
-    async fn update(&self, caller: Caller, req: pb::UpdateUserRequest) -> Result<pb::UpdateUserResponse> {
+    async fn update(
+        &self,
+        caller: Caller,
+        req: pb::UpdateUserRequest,
+    ) -> Result<pb::UpdateUserResponse> {
         only_self(&caller, &req.user_id, "update")?;
         let (user, profile) = parse_patch(&req)?;
         let mut tx = self.pool.begin().await?;
         if db::get_user(&mut *tx, &req.user_id).await?.is_none() {
             return Err(Error::UserNotFound(req.user_id));
         }
-        db::update_user(&mut *tx, &req.user_id, &user).await.map_err(|e| {
-            if hilo_kit::db::is_unique_violation(&e, "users_email_key") { Error::EmailTaken } else { e.into() }
-        })?;
+        db::update_user(&mut *tx, &req.user_id, &user)
+            .await
+            .map_err(|e| {
+                if hilo_kit::db::is_unique_violation(&e, "users_email_key") {
+                    Error::EmailTaken
+                } else {
+                    e.into()
+                }
+            })?;
         if let Some(profile) = profile {
             db::update_profile(&mut *tx, &req.user_id, &profile).await?;
         }
@@ -212,7 +295,9 @@ impl AccountsRpc {
 
     /// The user `id` as `viewer` may see it (email only for themselves).
     async fn user(&self, id: &str, viewer: &str) -> Result<pb::User> {
-        let row = db::get_user(&self.pool, id).await?.ok_or_else(|| Error::UserNotFound(id.to_owned()))?;
+        let row = db::get_user(&self.pool, id)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(id.to_owned()))?;
         Ok(user_pb(row, viewer))
     }
 }
@@ -222,7 +307,10 @@ fn only_self(caller: &Caller, user_id: &str, verb: &str) -> Result<()> {
     if caller.user_id == user_id {
         return Ok(());
     }
-    Err(Error::Forbidden(format!("User '{}' is not authorized to {verb} user '{user_id}'", caller.user_id)))
+    Err(Error::Forbidden(format!(
+        "User '{}' is not authorized to {verb} user '{user_id}'",
+        caller.user_id
+    )))
 }
 
 /// Opens a session for `user_id` and returns its token (in clear, the only time) and row.
@@ -250,23 +338,35 @@ async fn open_session(
 fn parse_patch(req: &pb::UpdateUserRequest) -> Result<(UserPatch, Option<ProfilePatch>)> {
     let mut v = Violations::default();
     let user = UserPatch {
-        name: req.name.as_ref().and_then(|n| v.check(input::text("name", n, input::NAME_MAX))),
-        email: req.email.as_ref().and_then(|e| v.check(input::email("email", e))),
-        image: req.image.as_ref().map(|i| i.value.as_ref().and_then(|u| v.check(input::http_url("image", u)))),
+        name: req
+            .name
+            .as_ref()
+            .and_then(|n| v.check(input::text("name", n, input::NAME_MAX))),
+        email: req
+            .email
+            .as_ref()
+            .and_then(|e| v.check(input::email("email", e))),
+        image: req.image.as_ref().map(|i| {
+            i.value
+                .as_ref()
+                .and_then(|u| v.check(input::http_url("image", u)))
+        }),
     };
     let profile = req.profile.as_ref().map(|p| ProfilePatch {
         display_name: p
             .display_name
             .as_ref()
             .and_then(|d| v.check(input::text("profile.displayName", d, input::NAME_MAX))),
-        avatar_url: p
-            .avatar_url
-            .as_ref()
-            .map(|u| u.value.as_ref().and_then(|u| v.check(input::http_url("profile.avatarUrl", u)))),
-        banner_url: p
-            .banner_url
-            .as_ref()
-            .map(|u| u.value.as_ref().and_then(|u| v.check(input::http_url("profile.bannerUrl", u)))),
+        avatar_url: p.avatar_url.as_ref().map(|u| {
+            u.value
+                .as_ref()
+                .and_then(|u| v.check(input::http_url("profile.avatarUrl", u)))
+        }),
+        banner_url: p.banner_url.as_ref().map(|u| {
+            u.value
+                .as_ref()
+                .and_then(|u| v.check(input::http_url("profile.bannerUrl", u)))
+        }),
         bio: p.bio.as_ref().map(|b| {
             b.value.as_ref().and_then(|b| {
                 if b.chars().count() > input::BIO_MAX {
@@ -289,10 +389,20 @@ fn parse_patch(req: &pb::UpdateUserRequest) -> Result<(UserPatch, Option<Profile
         }),
     });
     let empty_profile = profile.as_ref().is_none_or(|p| {
-        p.display_name.is_none() && p.avatar_url.is_none() && p.banner_url.is_none() && p.bio.is_none() && p.age.is_none()
+        p.display_name.is_none()
+            && p.avatar_url.is_none()
+            && p.banner_url.is_none()
+            && p.bio.is_none()
+            && p.age.is_none()
     });
-    let nothing = user.name.is_none() && user.email.is_none() && user.image.is_none() && empty_profile;
-    if nothing && req.name.is_none() && req.email.is_none() && req.image.is_none() && req.profile.is_none() {
+    let nothing =
+        user.name.is_none() && user.email.is_none() && user.image.is_none() && empty_profile;
+    if nothing
+        && req.name.is_none()
+        && req.email.is_none()
+        && req.image.is_none()
+        && req.profile.is_none()
+    {
         v.push("", "Provide at least one property to update");
     }
     v.finish()?;
@@ -300,7 +410,10 @@ fn parse_patch(req: &pb::UpdateUserRequest) -> Result<(UserPatch, Option<Profile
 }
 
 fn timestamp(t: DateTime<Utc>) -> hilo_proto::Timestamp {
-    hilo_proto::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    hilo_proto::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 fn session_pb(row: &SessionRow) -> pb::Session {

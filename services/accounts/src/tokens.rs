@@ -14,7 +14,11 @@ use sha2::{Digest, Sha256};
 /// A random 32-character `[a-zA-Z0-9]` string (about 190 bits): the format of Better Auth's
 /// ids and session tokens, kept so imported data and clients see the same shapes.
 pub fn random_id() -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
 }
 
 /// What is stored for a session token: its SHA-256, hex. Tokens have enough entropy that a
@@ -44,13 +48,20 @@ pub struct Signer {
 
 impl Signer {
     /// A signer for the Ed25519 key in `private_pem`.
-    pub fn new(private_pem: &str, issuer: &str, audience: &str, ttl_secs: u64) -> anyhow::Result<Self> {
-        let signing = SigningKey::from_pkcs8_pem(private_pem).context("JWT_PRIVATE_KEY is not an Ed25519 PKCS#8 PEM key")?;
+    pub fn new(
+        private_pem: &str,
+        issuer: &str,
+        audience: &str,
+        ttl_secs: u64,
+    ) -> anyhow::Result<Self> {
+        let signing = SigningKey::from_pkcs8_pem(private_pem)
+            .context("JWT_PRIVATE_KEY is not an Ed25519 PKCS#8 PEM key")?;
         let public_pem = signing
             .verifying_key()
             .to_public_key_pem(LineEnding::LF)
             .context("encoding the public key")?;
-        let key = EncodingKey::from_ed_pem(private_pem.as_bytes()).context("loading the signing key")?;
+        let key =
+            EncodingKey::from_ed_pem(private_pem.as_bytes()).context("loading the signing key")?;
         Ok(Self {
             key,
             public_pem,
@@ -75,7 +86,13 @@ impl Signer {
 
     /// An access token for `user_id` in session `session_id`, and its expiry (Unix seconds).
     pub fn sign(&self, user_id: &str, session_id: &str) -> anyhow::Result<(String, u64)> {
-        let claims = Claims::new(user_id, session_id, &self.issuer, &self.audience, self.ttl_secs);
+        let claims = Claims::new(
+            user_id,
+            session_id,
+            &self.issuer,
+            &self.audience,
+            self.ttl_secs,
+        );
         let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.key)
             .context("signing an access token")?;
         Ok((token, claims.exp))

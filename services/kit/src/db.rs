@@ -29,7 +29,10 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
 pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> anyhow::Result<()> {
     // The bookkeeping table lands in the first schema of the search_path, so it must exist
     // before the migrator looks for it.
-    let ddl = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", schema.replace('"', ""));
+    let ddl = format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+        schema.replace('"', "")
+    );
     match sqlx::raw_sql(sqlx::AssertSqlSafe(ddl)).execute(pool).await {
         Ok(_) => {}
         // Two replicas creating the schema at the same instant: the loser sees a duplicate.
@@ -43,7 +46,9 @@ pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> anyhow
 /// True when `error` is a unique violation of `constraint`.
 pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
     match error {
-        sqlx::Error::Database(db) => db.is_unique_violation() && db.constraint() == Some(constraint),
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation() && db.constraint() == Some(constraint)
+        }
         _ => false,
     }
 }

@@ -46,7 +46,9 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 pub async fn serve(routes: Routes, opts: ServeOptions<'_>) -> anyhow::Result<()> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     for name in opts.service_names {
-        reporter.set_service_status(*name, ServingStatus::Serving).await;
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
     let mut routes = routes.add_service(health_service);
     if opts.args.grpc_reflection {
@@ -57,7 +59,11 @@ pub async fn serve(routes: Routes, opts: ServeOptions<'_>) -> anyhow::Result<()>
         };
         routes = routes
             .add_service(reflection().build_v1().context("building reflection v1")?)
-            .add_service(reflection().build_v1alpha().context("building reflection v1alpha")?);
+            .add_service(
+                reflection()
+                    .build_v1alpha()
+                    .context("building reflection v1alpha")?,
+            );
     }
     let trace = TraceLayer::new_for_grpc()
         .make_span_with(telemetry::request_span)
@@ -67,7 +73,9 @@ pub async fn serve(routes: Routes, opts: ServeOptions<'_>) -> anyhow::Result<()>
     let shutdown = opts.shutdown.clone();
     let drain = async move {
         shutdown.cancelled().await;
-        reporter.set_service_status("", ServingStatus::NotServing).await;
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
     };
     Server::builder()
         .max_connection_age(opts.args.max_connection_age())

@@ -7,8 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use http::HeaderMap;
 use opentelemetry::{
-    Context,
-    global,
+    Context, global,
     propagation::{Extractor, Injector},
     trace::{TraceContextExt as _, TracerProvider as _},
 };
@@ -106,7 +105,13 @@ pub fn request_span<B>(req: &http::Request<B>) -> Span {
 }
 
 /// Records the outcome of a request on its span and in the latency histogram.
-pub fn record_response(span: &Span, kind: &'static str, route: String, status: u16, started: Instant) {
+pub fn record_response(
+    span: &Span,
+    kind: &'static str,
+    route: String,
+    status: u16,
+    started: Instant,
+) {
     let elapsed = started.elapsed();
     span.record("status", status);
     span.record("latency_ms", elapsed.as_millis() as u64);

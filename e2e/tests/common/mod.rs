@@ -1,0 +1,113 @@
+//! Helpers shared by the end-to-end tests: a stack per test, a plain HTTP client (cookies are
+//! handled by hand so tests see exactly what a browser would store), and sign-up shortcuts.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use hilo_e2e::{Options, Stack};
+use rand::{Rng, distr::Alphanumeric};
+use reqwest::{Client, Response, header};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const ORIGIN: &str = "http://localhost:8081";
+
+/// A stack (accounts + gateway) on free ports with a fresh database, logging to files.
+pub async fn stack() -> Stack {
+    stack_with(Options::default()).await
+}
+
+pub async fn stack_with(mut options: Options) -> Stack {
+    options.log_dir = Some(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("e2e-logs")
+            .join(random(10)),
+    );
+    Stack::start(options).await.expect("the stack starts")
+}
+
+pub fn random(n: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+pub fn email() -> String {
+    format!("user-{}@example.com", random(10))
+}
+
+pub fn http() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A signed-up user as a client holds it.
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    /// `name=value` of the session cookie, ready for a `Cookie` header.
+    pub cookie: String,
+}
+
+impl User {
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+}
+
+/// The `name=value` part of the session cookie in a response.
+pub fn session_cookie(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("better-auth.session_token="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+pub async fn sign_up(base: &str, name: &str) -> User {
+    let email = email();
+    let response = http()
+        .post(format!("{base}/api/auth/sign-up/email"))
+        .json(&json!({ "name": name, "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign-up answers");
+    assert_eq!(response.status(), 200, "sign-up succeeds");
+    let cookie = session_cookie(&response).expect("sign-up sets the session cookie");
+    let body: Value = response.json().await.expect("JSON");
+    User {
+        id: body["user"]["id"].as_str().expect("user id").to_owned(),
+        email,
+        token: body["token"].as_str().expect("token").to_owned(),
+        cookie,
+    }
+}
+
+/// Sends a request as `user` (bearer) and returns status and JSON body (`null` when empty).
+pub async fn call(
+    method: reqwest::Method,
+    url: String,
+    user: Option<&User>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http().request(method, url);
+    if let Some(user) = user {
+        request = request.header(header::AUTHORIZATION, user.bearer());
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}

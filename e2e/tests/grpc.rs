@@ -1,0 +1,242 @@
+//! The accounts gRPC API called directly, as an internal system would: every user-facing RPC
+//! verifies the caller's access token itself; health and reflection answer.
+
+mod common;
+
+use common::*;
+use ed25519_dalek::{SigningKey, pkcs8::EncodePrivateKey};
+use hilo_proto::accounts::v1::{self as pb, accounts_service_client::AccountsServiceClient};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use tonic::{Code, Request, transport::Channel};
+
+async fn client(url: &str) -> AccountsServiceClient<Channel> {
+    AccountsServiceClient::connect(url.to_owned())
+        .await
+        .expect("accounts answers")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn claims(sub: &str, aud: &str, exp: i64) -> serde_json::Value {
+    json!({ "sub": sub, "sid": "", "iss": "hilo", "aud": aud, "iat": now() - 5, "exp": exp })
+}
+
+fn eddsa(pem: &str, claims: &serde_json::Value) -> String {
+    let key = EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &key).unwrap()
+}
+
+fn get_user(user_id: &str, token: Option<&str>) -> Request<pb::GetUserRequest> {
+    let mut request = Request::new(pb::GetUserRequest {
+        user_id: user_id.to_owned(),
+    });
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+#[tokio::test]
+async fn accounts_rpcs_refuse_missing_forged_expired_and_wrong_algorithm_tokens() {
+    let stack = stack().await;
+    let user = sign_up(stack.gateway(), "Target").await;
+    let mut accounts = client(&stack.accounts).await;
+
+    // A token made with the real key is accepted: the refusals below are about the token.
+    let valid = eddsa(
+        &stack.private_key_pem,
+        &claims(&user.id, "hilo", now() + 60),
+    );
+    let found = accounts
+        .get_user(get_user(&user.id, Some(&valid)))
+        .await
+        .expect("a valid token works");
+    assert_eq!(
+        found.into_inner().user.unwrap().email.as_deref(),
+        Some(user.email.as_str())
+    );
+
+    let other_key = SigningKey::from_bytes(&[7u8; 32])
+        .to_pkcs8_pem(Default::default())
+        .unwrap();
+    let public_pem = accounts
+        .get_public_key(pb::GetPublicKeyRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .public_key_pem;
+    let hs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims(&user.id, "hilo", now() + 60),
+        &EncodingKey::from_secret(public_pem.as_bytes()),
+    )
+    .unwrap();
+    let unsigned = {
+        let parts: Vec<&str> = valid.split('.').collect();
+        format!("{}.{}.", parts[0], parts[1])
+    };
+    let cases = [
+        ("no token", None),
+        ("garbage", Some("not-a-jwt".to_owned())),
+        (
+            "forged with another key",
+            Some(eddsa(&other_key, &claims(&user.id, "hilo", now() + 60))),
+        ),
+        (
+            "expired",
+            Some(eddsa(
+                &stack.private_key_pem,
+                &claims(&user.id, "hilo", now() - 120),
+            )),
+        ),
+        (
+            "wrong audience",
+            Some(eddsa(
+                &stack.private_key_pem,
+                &claims(&user.id, "elsewhere", now() + 60),
+            )),
+        ),
+        ("HS256 keyed with the public key", Some(hs256)),
+        ("signature stripped", Some(unsigned)),
+    ];
+    for (what, token) in cases {
+        let refused = accounts
+            .get_user(get_user(&user.id, token.as_deref()))
+            .await
+            .expect_err(what);
+        assert_eq!(refused.code(), Code::Unauthenticated, "{what}");
+    }
+
+    let mut update = Request::new(pb::UpdateUserRequest {
+        user_id: user.id.clone(),
+        name: Some("x".into()),
+        ..Default::default()
+    });
+    update
+        .metadata_mut()
+        .insert("authorization", "Bearer forged".parse().unwrap());
+    assert_eq!(
+        accounts.update_user(update).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let list = accounts
+        .list_users(pb::ListUsersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(list.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_valid_token_of_one_user_cannot_change_another() {
+    let stack = stack().await;
+    let ada = sign_up(stack.gateway(), "Ada").await;
+    let bob = sign_up(stack.gateway(), "Bob").await;
+    let mut accounts = client(&stack.accounts).await;
+    let bobs_token = eddsa(&stack.private_key_pem, &claims(&bob.id, "hilo", now() + 60));
+    let mut request = Request::new(pb::DeleteUserRequest {
+        user_id: ada.id.clone(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {bobs_token}").parse().unwrap(),
+    );
+    assert_eq!(
+        accounts.delete_user(request).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+}
+
+#[tokio::test]
+async fn health_and_reflection_answer_on_accounts() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let stack = stack().await;
+    let channel = Channel::from_shared(stack.accounts.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "hilo.accounts.v1.AccountsService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut reflection = ServerReflectionClient::new(channel.clone());
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream_once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("no service list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"hilo.accounts.v1.AccountsService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
+
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest as AlphaRequest,
+        server_reflection_client::ServerReflectionClient as AlphaClient,
+        server_reflection_request::MessageRequest as AlphaMessage,
+    };
+    let request = AlphaRequest {
+        host: String::new(),
+        message_request: Some(AlphaMessage::ListServices(String::new())),
+    };
+    let mut alpha = AlphaClient::new(channel);
+    let mut stream = alpha
+        .server_reflection_info(tokio_stream_once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        stream
+            .message()
+            .await
+            .unwrap()
+            .unwrap()
+            .message_response
+            .is_some(),
+        "v1alpha answers too"
+    );
+}
+
+/// A request stream of one message.
+fn tokio_stream_once<T: Send + 'static>(
+    item: T,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = T> + Send + 'static {
+    tonic::codegen::tokio_stream::iter([item])
+}

@@ -1,0 +1,256 @@
+//! The gateway's HTTP behaviour that every route shares: error shape, limits, request ids,
+//! CORS, probes, OpenAPI, logs and traces.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, header};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn errors_have_one_json_shape_and_every_response_a_request_id() {
+    let stack = stack().await;
+    let base = stack.gateway();
+
+    let response = http()
+        .get(format!("{base}/api/nope/deeper?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "NOT_FOUND");
+    assert_eq!(body["path"], "/api/nope/deeper");
+
+    let response = http()
+        .post(format!("{base}/api/auth/sign-up/email"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-request-id", "req-from-client-1")
+        .body("{\"name\": \"x\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "req-from-client-1",
+        "a client's request id is kept"
+    );
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "INVALID_JSON"
+    );
+
+    let response = http()
+        .post(format!("{base}/api/auth/sign-in/email"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "an empty body is a client error");
+
+    let big =
+        json!({ "name": "x".repeat(1024 * 1024 + 10), "email": email(), "password": PASSWORD });
+    let (status, body) = call(
+        Method::POST,
+        format!("{base}/api/auth/sign-up/email"),
+        None,
+        Some(big),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("PAYLOAD_TOO_LARGE"))
+    );
+
+    let (status, body) = call(Method::PUT, format!("{base}/api/users"), None, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (405, Some("METHOD_NOT_ALLOWED"))
+    );
+
+    let (status, body) = call(
+        Method::POST,
+        format!("{base}/api/auth/sign-up/email"),
+        None,
+        Some(json!([1, 2])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+}
+
+#[tokio::test]
+async fn cors_allows_the_configured_origin_with_credentials_and_idempotency_keys() {
+    let stack = stack().await;
+    let preflight = |origin: &'static str| {
+        http()
+            .request(Method::OPTIONS, format!("{}/api/users", stack.gateway()))
+            .header(header::ORIGIN, origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight(ORIGIN).await.unwrap();
+    assert!(allowed.status().is_success());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], ORIGIN);
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        headers.contains("idempotency-key") && headers.contains("authorization"),
+        "{headers}"
+    );
+
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+}
+
+#[tokio::test]
+async fn probes_root_and_openapi_answer() {
+    let stack = stack().await;
+    let base = stack.gateway();
+    assert_eq!(
+        http()
+            .get(format!("{base}/api"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let ready = http().get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({ "redis": true, "accounts": true })
+    );
+
+    let spec: Value = http()
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/auth/sign-up/email",
+        "/api/auth/sign-in/email",
+        "/api/auth/sign-out",
+        "/api/auth/get-session",
+        "/api/auth/session",
+        "/api/users",
+        "/api/users/{id}",
+    ] {
+        assert!(spec["paths"].get(path).is_some(), "{path} is documented");
+    }
+    assert!(spec["paths"]["/api/users/{id}"].get("patch").is_some());
+    let docs = http()
+        .get(format!("{base}/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(docs.contains("/openapi.json"));
+}
+
+#[tokio::test]
+async fn logs_are_json_carry_one_trace_id_across_gateway_and_accounts_and_hold_no_secrets() {
+    let stack = stack().await;
+    let base = stack.gateway();
+    let user = sign_up(base, "Quiet").await;
+    let sign_in = json!({ "email": user.email, "password": PASSWORD });
+    let (_, signed_in) = call(
+        Method::POST,
+        format!("{base}/api/auth/sign-in/email"),
+        None,
+        Some(sign_in),
+    )
+    .await;
+    let wrong = json!({ "email": user.email, "password": "not the password 123" });
+    call(
+        Method::POST,
+        format!("{base}/api/auth/sign-in/email"),
+        None,
+        Some(wrong),
+    )
+    .await;
+    call(
+        Method::GET,
+        format!("{base}/api/users/{}", user.id),
+        Some(&user),
+        None,
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let logs = stack.logs().unwrap();
+    for secret in [
+        PASSWORD,
+        "not the password 123",
+        &user.token,
+        signed_in["token"].as_str().unwrap(),
+    ] {
+        assert!(!logs.contains(secret), "a secret leaked into the logs");
+    }
+    let cookie_signature = user.cookie.rsplit_once('.').map(|(_, s)| s).unwrap();
+    assert!(!logs.contains(cookie_signature));
+
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(lines.len() >= 4, "logs are JSON lines");
+    let trace_of = |needle: &str| {
+        lines
+            .iter()
+            .filter(|l| l["span"]["path"].as_str() == Some(needle))
+            .filter_map(|l| l["span"]["trace_id"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let gateway_traces = trace_of("/api/auth/sign-up/email");
+    let accounts_traces = trace_of("/hilo.accounts.v1.AccountsService/SignUp");
+    assert!(
+        !gateway_traces.is_empty() && !accounts_traces.is_empty(),
+        "both hops log the request"
+    );
+    assert!(
+        gateway_traces
+            .iter()
+            .all(|t| t.len() == 32 && t.chars().any(|c| c != '0')),
+        "real W3C trace ids"
+    );
+    assert!(
+        accounts_traces.iter().all(|t| gateway_traces.contains(t)),
+        "accounts continues the gateway's trace"
+    );
+}

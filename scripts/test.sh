@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every check, exactly as CI runs it: format, clippy (warnings denied), the build, unit,
+# integration and end-to-end tests against real PostgreSQL/Redis/NATS/S3, and the Helm chart.
+# The infrastructure is started by scripts/dev-up.sh; in CI (CI=true) it is stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$(date +%s)
+step() { printf '\n==> %s (%ss)\n' "$*" "$(($(date +%s) - started))"; }
+
+step "infrastructure"
+bash scripts/dev-up.sh
+if [ "${CI:-}" = "true" ]; then
+  trap 'bash scripts/dev-down.sh >/dev/null 2>&1 || true' EXIT
+fi
+set -a
+# shellcheck disable=SC1091
+. "${HILO_INFRA_DIR:-/tmp/hilo-infra}/env"
+set +a
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build (the end-to-end tests start these binaries)"
+cargo build --workspace --bins --locked
+
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "helm chart"
+bash scripts/check-chart.sh
+
+step "all checks passed"
