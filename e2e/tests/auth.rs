@@ -1,4 +1,5 @@
 //! Better Auth compatibility of `/api/auth/*`, driven over HTTP like a client.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 mod common;
 
@@ -472,4 +473,9 @@ async fn sign_in_and_sign_up_are_rate_limited_per_ip_across_replicas() {
         vec![401, 401, 401, 429],
         "the fourth attempt in 10 s is refused, whichever replica"
     );
+}
+
+fn rand_octet() -> u8 {
+    use rand::Rng as _;
+    rand::rng().random_range(1..=254)
 }

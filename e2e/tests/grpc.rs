@@ -1,5 +1,6 @@
 //! The accounts gRPC API called directly, as an internal system would: every user-facing RPC
 //! verifies the caller's access token itself; health and reflection answer.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 mod common;
 

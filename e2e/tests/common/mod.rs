@@ -1,6 +1,6 @@
 //! Helpers shared by the end-to-end tests: a stack per test, a plain HTTP client (cookies are
 //! handled by hand so tests see exactly what a browser would store), and sign-up shortcuts.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
