@@ -3,7 +3,10 @@
 
 use std::{env, fs, path::PathBuf};
 
-const PROTOS: &[&str] = &["hilo/accounts/v1/accounts.proto"];
+const PROTOS: &[&str] = &[
+    "hilo/accounts/v1/accounts.proto",
+    "hilo/channels/v1/channels.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=hilo");

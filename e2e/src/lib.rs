@@ -54,6 +54,10 @@ pub struct Stack {
     pub gateways: Vec<String>,
     /// gRPC URL of accounts.
     pub accounts: String,
+    /// gRPC URL of channels.
+    pub channels: String,
+    /// NATS URL of the infrastructure.
+    pub nats_url: String,
     /// The database this stack uses.
     pub database_url: String,
     /// The accounts signing key (tests forge and expire tokens with it).
@@ -76,6 +80,8 @@ impl Stack {
         let mut stack = Self {
             gateways: Vec::new(),
             accounts: String::new(),
+            channels: String::new(),
+            nats_url: infra.nats_url.clone(),
             database_url,
             private_key_pem,
             log_dir: options.log_dir.clone(),
@@ -85,18 +91,26 @@ impl Stack {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
 
-        let accounts_addr = addr(options.accounts_port)?;
-        let mut env = vec![
-            ("DATABASE_URL".to_owned(), stack.database_url.clone()),
-            ("LISTEN_ADDR".to_owned(), accounts_addr.to_string()),
-            ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
-            ("JWT_PRIVATE_KEY".to_owned(), stack.private_key_pem.clone()),
-            ("MIGRATE_ON_START".to_owned(), "true".to_owned()),
+        let mut accounts_env = vec![("JWT_PRIVATE_KEY".to_owned(), stack.private_key_pem.clone())];
+        accounts_env.extend(options.env.iter().cloned());
+        stack.accounts = stack
+            .start_service(
+                &bin,
+                "hilo-accounts",
+                "accounts",
+                options.accounts_port,
+                accounts_env,
+            )
+            .await?;
+
+        let mut channels_env = vec![
+            ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
+            ("NATS_URL".to_owned(), infra.nats_url.clone()),
         ];
-        env.extend(options.env.iter().cloned());
-        stack.spawn(&bin, "hilo-accounts", "accounts", &env)?;
-        stack.accounts = format!("http://{accounts_addr}");
-        wait_tcp(accounts_addr, &mut stack).await?;
+        channels_env.extend(options.env.iter().cloned());
+        stack.channels = stack
+            .start_service(&bin, "hilo-channels", "channels", None, channels_env)
+            .await?;
 
         let secret: String = rand::rng()
             .sample_iter(&Alphanumeric)
@@ -111,6 +125,7 @@ impl Stack {
                 ("LISTEN_ADDR".to_owned(), gateway_addr.to_string()),
                 ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
                 ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
+                ("CHANNELS_URL".to_owned(), stack.channels.clone()),
                 ("REDIS_URL".to_owned(), infra.redis_url.clone()),
                 ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
                 ("BETTER_AUTH_URL".to_owned(), url.clone()),
@@ -172,6 +187,27 @@ impl Stack {
         }
     }
 
+    /// Starts a gRPC service with its database, migrated at start-up, and waits for it.
+    async fn start_service(
+        &mut self,
+        bin: &Path,
+        program: &str,
+        name: &str,
+        port: Option<u16>,
+        mut env: Vec<(String, String)>,
+    ) -> anyhow::Result<String> {
+        let listen = addr(port)?;
+        env.extend([
+            ("DATABASE_URL".to_owned(), self.database_url.clone()),
+            ("LISTEN_ADDR".to_owned(), listen.to_string()),
+            ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+            ("MIGRATE_ON_START".to_owned(), "true".to_owned()),
+        ]);
+        self.spawn(bin, program, name, &env)?;
+        wait_tcp(listen, self).await?;
+        Ok(format!("http://{listen}"))
+    }
+
     fn spawn(
         &mut self,
         bin: &Path,
@@ -211,6 +247,7 @@ impl Stack {
 struct Infra {
     database_url: String,
     redis_url: String,
+    nats_url: String,
 }
 
 impl Infra {
@@ -234,6 +271,7 @@ impl Infra {
         Ok(Self {
             database_url: get("DATABASE_URL")?,
             redis_url: get("REDIS_URL")?,
+            nats_url: get("NATS_URL")?,
         })
     }
 

@@ -427,32 +427,36 @@ async fn remember_me_false_gives_a_browser_session_cookie() {
 
 #[tokio::test]
 async fn sign_in_and_sign_up_are_rate_limited_per_ip_across_replicas() {
-    let stack = stack_with(hilo_e2e::Options {
+    let env = vec![("TRUST_FORWARDED_FOR".to_owned(), "true".to_owned())];
+    let options = hilo_e2e::Options {
         gateways: 2,
         auth_rate_limit: "3/10s".into(),
+        env,
         ..Default::default()
-    })
-    .await;
+    };
+    let stack = stack_with(options).await;
     let body = json!({ "email": "nobody@example.com", "password": PASSWORD });
-    // Budgets are counted in fixed 10 s windows: start early in one so all four land in it.
-    let into_window = std::time::SystemTime::now()
+    // A client address of its own (behind a trusted proxy), so no other test shares its budget.
+    let client_ip = format!("10.{}.{}.{}", rand_octet(), rand_octet(), rand_octet());
+    // Budgets are counted in fixed 10 s windows: start early in one so all five land in it.
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 10;
-    if into_window >= 7 {
-        tokio::time::sleep(std::time::Duration::from_secs(10 - into_window)).await;
+        .unwrap();
+    if now.as_secs() % 10 >= 7 {
+        tokio::time::sleep(std::time::Duration::from_secs(10 - now.as_secs() % 10)).await;
     }
     let mut statuses = Vec::new();
     for i in 0..4 {
         let base = &stack.gateways[i % 2];
         let response = http()
             .post(format!("{base}/api/auth/sign-in/email"))
+            .header("x-forwarded-for", format!("{client_ip}, 127.0.0.1"))
             .json(&body)
             .send()
             .await
             .unwrap();
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        let status = response.status().as_u16();
+        if status == StatusCode::TOO_MANY_REQUESTS {
             let retry: u64 = response.headers()[header::RETRY_AFTER]
                 .to_str()
                 .unwrap()
@@ -463,16 +467,27 @@ async fn sign_in_and_sign_up_are_rate_limited_per_ip_across_replicas() {
                 response.json::<Value>().await.unwrap()["code"],
                 "TOO_MANY_REQUESTS"
             );
-            statuses.push(429);
-        } else {
-            statuses.push(response.status().as_u16());
         }
+        statuses.push(status);
     }
     assert_eq!(
         statuses,
         vec![401, 401, 401, 429],
         "the fourth attempt in 10 s is refused, whichever replica"
     );
+
+    // Another client is not affected, and sign-up has a budget of its own.
+    let other = http()
+        .post(format!("{}/api/auth/sign-up/email", stack.gateway()))
+        .header(
+            "x-forwarded-for",
+            format!("10.{}.{}.{}", rand_octet(), rand_octet(), rand_octet()),
+        )
+        .json(&json!({ "name": "Other", "email": email(), "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
 }
 
 fn rand_octet() -> u8 {

@@ -149,7 +149,7 @@ async fn probes_root_and_openapi_answer() {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<Value>().await.unwrap(),
-        json!({ "redis": true, "accounts": true })
+        json!({ "redis": true, "accounts": true, "channels": true })
     );
 
     let spec: Value = http()
@@ -169,6 +169,16 @@ async fn probes_root_and_openapi_answer() {
         "/api/auth/session",
         "/api/users",
         "/api/users/{id}",
+        "/api/channels",
+        "/api/channels/{id}",
+        "/api/channels/{id}/invites",
+        "/api/members",
+        "/api/members/joined",
+        "/api/members/{channelId}",
+        "/api/members/{channelId}/{userId}",
+        "/api/members/{channelId}/{userId}/role",
+        "/api/members/{channelId}/role/{userId}",
+        "/api/members/is-joined/{channelId}",
     ] {
         assert!(spec["paths"].get(path).is_some(), "{path} is documented");
     }

@@ -11,7 +11,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use hilo_kit::{admin, grpc, shutdown::CancellationToken, telemetry};
-use hilo_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
+use hilo_proto::{
+    accounts::v1::accounts_service_client::AccountsServiceClient,
+    channels::v1::channels_service_client::ChannelsServiceClient,
+};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
@@ -37,7 +40,9 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub accounts: AccountsServiceClient<Channel>,
-    pub health: HealthClient<Channel>,
+    pub channels: ChannelsServiceClient<Channel>,
+    /// Health of each service, by name, for `/readyz`.
+    pub health: Vec<(&'static str, HealthClient<Channel>)>,
     pub redis: redis::aio::ConnectionManager,
     pub cookies: Cookies,
     pub trusted_origins: Vec<String>,
@@ -65,13 +70,18 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let secret = config.secret()?;
         let accounts = grpc::connect(&config.accounts_url)?;
+        let channels = grpc::connect(&config.channels_url)?;
         let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
         let redis = redis::aio::ConnectionManager::new(redis)
             .await
             .context("connecting to Redis")?;
         let state = AppState(Arc::new(Shared {
             accounts: AccountsServiceClient::new(accounts.clone()),
-            health: HealthClient::new(accounts),
+            channels: ChannelsServiceClient::new(channels.clone()),
+            health: vec![
+                ("accounts", HealthClient::new(accounts)),
+                ("channels", HealthClient::new(channels)),
+            ],
             redis,
             cookies: Cookies::new(&secret, config.secure_prefix(), config.production()),
             trusted_origins: config.trusted_origins()?,

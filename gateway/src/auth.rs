@@ -142,6 +142,7 @@ impl Cookies {
 /// A signed-in caller, with the access token to call services as them.
 #[derive(Clone, Debug)]
 pub struct Authed {
+    pub user_id: String,
     pub access_token: String,
     pub session_token: String,
     pub request_id: Option<String>,
@@ -170,6 +171,7 @@ impl FromRequestParts<AppState> for Authed {
         let (user_id, access_token) = access_token(state, &token, request_id.as_deref()).await?;
         tracing::Span::current().record("user_id", user_id.as_str());
         Ok(Self {
+            user_id,
             access_token,
             session_token: token,
             request_id,

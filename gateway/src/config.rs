@@ -19,6 +19,9 @@ pub struct Config {
     /// gRPC address of the accounts service.
     #[arg(long, env = "ACCOUNTS_URL", default_value = "http://127.0.0.1:50051")]
     pub accounts_url: String,
+    /// gRPC address of the channels service.
+    #[arg(long, env = "CHANNELS_URL", default_value = "http://127.0.0.1:50052")]
+    pub channels_url: String,
     /// Redis URL: rate limits and the session -> access-token cache, shared by all replicas.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: String,

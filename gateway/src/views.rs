@@ -2,7 +2,7 @@
 //! from the accounts protos in one place for the auth and users routes.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hilo_proto::{Timestamp, accounts::v1 as pb};
+use hilo_proto::{Timestamp, accounts::v1 as pb, channels::v1 as channels};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -125,6 +125,96 @@ impl SessionView {
             updated_at: iso(s.update_time),
             ip_address: s.ip_address,
             user_agent: s.user_agent,
+        }
+    }
+}
+
+/// A channel (BEHAVIOUR §3.10).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelView {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_private: bool,
+    pub image_url: Option<String>,
+    pub banner_url: Option<String>,
+    pub category: String,
+    pub owner_id: String,
+    pub created_at: String,
+}
+
+impl From<channels::Channel> for ChannelView {
+    fn from(c: channels::Channel) -> Self {
+        Self {
+            id: c.id,
+            name: c.name,
+            description: c.description,
+            is_private: c.is_private,
+            image_url: c.image_url,
+            banner_url: c.banner_url,
+            category: c.category,
+            owner_id: c.owner_id,
+            created_at: iso(c.create_time),
+        }
+    }
+}
+
+/// How a person is shown next to what they did: the same shape as a message's `sender`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonView {
+    pub id: String,
+    pub name: String,
+    pub image: Option<String>,
+    pub profile: PersonProfile,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonProfile {
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+}
+
+/// A channel member; `user` is present in member listings.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub channel_id: String,
+    pub user_id: String,
+    /// `admin`, `moderator` or `member`.
+    pub role: &'static str,
+    pub joined_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<PersonView>,
+}
+
+/// The API's name of a role.
+pub fn role_name(role: i32) -> &'static str {
+    match channels::Role::try_from(role).unwrap_or_default() {
+        channels::Role::Admin => "admin",
+        channels::Role::Moderator => "moderator",
+        channels::Role::Member | channels::Role::Unspecified => "member",
+    }
+}
+
+impl From<channels::Member> for MemberView {
+    fn from(m: channels::Member) -> Self {
+        Self {
+            channel_id: m.channel_id,
+            user_id: m.user_id,
+            role: role_name(m.role),
+            joined_at: iso(m.join_time),
+            user: m.user.map(|u| PersonView {
+                id: u.id,
+                name: u.name,
+                image: u.image,
+                profile: PersonProfile {
+                    display_name: u.display_name,
+                    avatar_url: u.avatar_url,
+                },
+            }),
         }
     }
 }

@@ -9,6 +9,16 @@ pub mod accounts {
     }
 }
 
+/// Channels: channels, members, roles, invites and the permission rules.
+pub mod channels {
+    /// Version 1 of the channels API.
+    pub mod v1 {
+        tonic::include_proto!("hilo.channels.v1");
+    }
+}
+
+pub mod subjects;
+
 /// Encoded `FileDescriptorSet` of every Hilo proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/hilo_descriptor.bin"));

@@ -24,30 +24,34 @@ pub fn router(openapi: String) -> Router<AppState> {
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
 }
 
-/// Ready when Redis answers and accounts reports SERVING; 503 otherwise, naming what is down.
+/// Ready when Redis answers and every service reports SERVING; 503 otherwise, naming what
+/// is down.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let mut redis = state.redis.clone();
+    let mut report = serde_json::Map::new();
     let redis_ok = redis::cmd("PING")
         .query_async::<String>(&mut redis)
         .await
         .is_ok();
-    let accounts_ok = state
-        .health
-        .clone()
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32);
-    let status = if redis_ok && accounts_ok {
+    report.insert("redis".to_owned(), redis_ok.into());
+    let mut all_ok = redis_ok;
+    for (name, health) in &state.health {
+        let serving = health
+            .clone()
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32);
+        all_ok &= serving;
+        report.insert((*name).to_owned(), serving.into());
+    }
+    let status = if all_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        axum::Json(serde_json::json!({ "redis": redis_ok, "accounts": accounts_ok })),
-    )
+    (status, axum::Json(serde_json::Value::Object(report)))
 }
 
 /// An API reference page that renders `/openapi.json` (Scalar, loaded from its CDN).

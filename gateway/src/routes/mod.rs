@@ -2,13 +2,32 @@
 //! is registered once for both routing and the OpenAPI document.
 
 pub mod auth;
+pub mod channels;
+pub mod members;
 pub mod meta;
 pub mod users;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
+use crate::{
+    app::AppState,
+    error::{ApiError, ApiResult},
+};
+
+/// Largest page of any list (larger requests are clamped).
+pub const LIMIT_MAX: i64 = 100;
+
+/// A numeric query parameter: absent or empty means `default`; anything but a non-negative
+/// integer is a 400 naming the parameter (never a database error, as in the original).
+pub fn query_number(field: &str, raw: Option<&str>, default: i64) -> ApiResult<i64> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::field(field, format!("{field} must be a non-negative integer"))
+        }),
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +35,8 @@ use crate::app::AppState;
     tags(
         (name = "auth", description = "Better Auth compatible sign-up, sign-in and sessions"),
         (name = "users", description = "Users and their profiles"),
+        (name = "channels", description = "Channels and invites"),
+        (name = "members", description = "Channel membership and roles"),
     )
 )]
 struct ApiDoc;
@@ -25,5 +46,17 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(users::router())
+        .merge(channels::router())
+        .merge(members::router())
         .split_for_parts()
+}
+
+/// A JSON field that may be absent (leave it), `null` (clear it) or a value:
+/// use with `#[serde(default, deserialize_with = "nullable")]` on an `Option<Option<T>>`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
 }

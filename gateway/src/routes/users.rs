@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::{LIMIT_MAX, nullable, query_number};
 use crate::{
     app::AppState,
     auth::{self, Authed},
@@ -21,9 +22,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user, update_user, delete_user))
 }
 
-/// Largest page of any list.
-pub const LIMIT_MAX: i64 = 100;
-
 /// `limit`/`offset` as query text, so that bad values get a 400 naming the field.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct Page {
@@ -36,15 +34,8 @@ pub struct Page {
 impl Page {
     /// `(limit, offset)`: absent or empty means the default; non-numeric or negative is 400.
     pub fn parse(&self, default_limit: i64) -> ApiResult<(i64, i64)> {
-        let number =
-            |field: &str, raw: &Option<String>, default: i64| match raw.as_deref().map(str::trim) {
-                None | Some("") => Ok(default),
-                Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                    ApiError::field(field, format!("{field} must be a non-negative integer"))
-                }),
-            };
-        let limit = number("limit", &self.limit, default_limit)?.min(LIMIT_MAX);
-        let offset = number("offset", &self.offset, 0)?;
+        let limit = query_number("limit", self.limit.as_deref(), default_limit)?.min(LIMIT_MAX);
+        let offset = query_number("offset", self.offset.as_deref(), 0)?;
         Ok((limit, offset))
     }
 }
@@ -94,13 +85,6 @@ async fn get_user(
         user.ok_or_else(|| ApiError::internal("get_user without a user"))?
             .into(),
     ))
-}
-
-/// A field that may be absent (leave it), `null` (clear it) or a value.
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

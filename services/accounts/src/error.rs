@@ -1,19 +1,18 @@
 //! Accounts' errors and their one mapping to gRPC statuses. Reasons (`ErrorInfo.reason`) are
 //! Better Auth's codes where a Better Auth route surfaces them, so the gateway passes them on.
 
-use hilo_kit::grpc::{internal, invalid, status};
+use hilo_kit::{
+    grpc::{internal, status},
+    validate::Invalid,
+};
 use tonic::{Code, Status};
 
 /// A failed accounts operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Bad input: a reason for the whole and one `(field, message)` per failing field.
-    #[error("{message}")]
-    Invalid {
-        reason: &'static str,
-        message: String,
-        fields: Vec<(&'static str, String)>,
-    },
+    /// Bad input, with every failing field.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error("email already taken")]
     EmailTaken,
     #[error("user already exists")]
@@ -32,26 +31,10 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
-impl Error {
-    /// A validation failure of one field.
-    pub fn field(reason: &'static str, field: &'static str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self::Invalid {
-            reason,
-            message: message.clone(),
-            fields: vec![(field, message)],
-        }
-    }
-}
-
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
-            Error::Invalid {
-                reason,
-                message,
-                fields,
-            } => invalid(reason, &message, &fields),
+            Error::Invalid(invalid) => invalid.into(),
             Error::EmailTaken => status(
                 Code::AlreadyExists,
                 "EMAIL_ALREADY_IN_USE",

@@ -1,7 +1,10 @@
 //! The accounts gRPC service: one short method per RPC holding the rules; SQL is in `db`.
 
 use chrono::{DateTime, Duration, Utc};
-use hilo_kit::auth::{Caller, TokenVerifier};
+use hilo_kit::{
+    auth::{Caller, TokenVerifier},
+    validate::{self, Invalid, Violations},
+};
 use hilo_proto::accounts::v1::{self as pb, accounts_service_server::AccountsService};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -9,8 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     db::{self, NewUser, ProfilePatch, SessionRow, UserPatch, UserRow},
     error::{Error, Result},
-    input::{self, Violations},
-    password,
+    input, password,
     tokens::{self, Signer},
 };
 
@@ -123,11 +125,11 @@ impl AccountsRpc {
     async fn register(&self, req: pb::SignUpRequest) -> Result<pb::SignUpResponse> {
         let email = input::email("email", &req.email)?;
         input::password(&req.password)?;
-        let name = input::text("name", &req.name, input::NAME_MAX)?;
+        let name = validate::text("name", &req.name, input::NAME_MAX)?;
         let image = req
             .image
             .as_deref()
-            .map(|i| input::http_url("image", i))
+            .map(|i| validate::http_url("image", i))
             .transpose()?;
 
         let hash = password::hash(req.password).await?;
@@ -242,11 +244,9 @@ impl AccountsRpc {
 
     async fn batch(&self, caller: Caller, ids: Vec<String>) -> Result<pb::BatchGetUsersResponse> {
         if ids.len() > LIST_MAX as usize {
-            return Err(Error::field(
-                "VALIDATION_ERROR",
-                "userIds",
-                "at most 100 ids",
-            ));
+            return Err(
+                Invalid::field(validate::VALIDATION_ERROR, "userIds", "at most 100 ids").into(),
+            );
         }
         let rows = db::users_by_ids(&self.pool, &ids).await?;
         let users = rows
@@ -341,7 +341,7 @@ fn parse_patch(req: &pb::UpdateUserRequest) -> Result<(UserPatch, Option<Profile
         name: req
             .name
             .as_ref()
-            .and_then(|n| v.check(input::text("name", n, input::NAME_MAX))),
+            .and_then(|n| v.check(validate::text("name", n, input::NAME_MAX))),
         email: req
             .email
             .as_ref()
@@ -349,23 +349,23 @@ fn parse_patch(req: &pb::UpdateUserRequest) -> Result<(UserPatch, Option<Profile
         image: req.image.as_ref().map(|i| {
             i.value
                 .as_ref()
-                .and_then(|u| v.check(input::http_url("image", u)))
+                .and_then(|u| v.check(validate::http_url("image", u)))
         }),
     };
     let profile = req.profile.as_ref().map(|p| ProfilePatch {
         display_name: p
             .display_name
             .as_ref()
-            .and_then(|d| v.check(input::text("profile.displayName", d, input::NAME_MAX))),
+            .and_then(|d| v.check(validate::text("profile.displayName", d, input::NAME_MAX))),
         avatar_url: p.avatar_url.as_ref().map(|u| {
             u.value
                 .as_ref()
-                .and_then(|u| v.check(input::http_url("profile.avatarUrl", u)))
+                .and_then(|u| v.check(validate::http_url("profile.avatarUrl", u)))
         }),
         banner_url: p.banner_url.as_ref().map(|u| {
             u.value
                 .as_ref()
-                .and_then(|u| v.check(input::http_url("profile.bannerUrl", u)))
+                .and_then(|u| v.check(validate::http_url("profile.bannerUrl", u)))
         }),
         bio: p.bio.as_ref().map(|b| {
             b.value.as_ref().and_then(|b| {

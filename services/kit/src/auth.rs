@@ -45,6 +45,8 @@ impl Claims {
 pub struct Caller {
     pub user_id: String,
     pub session_id: String,
+    /// The verified token itself, for calling other services on the caller's behalf.
+    pub token: String,
 }
 
 /// Verifies access tokens. Built once at start-up; cheap to clone into handlers.
@@ -95,8 +97,41 @@ impl TokenVerifier {
         Ok(Caller {
             user_id: claims.sub,
             session_id: claims.sid,
+            token: token.to_owned(),
         })
     }
+}
+
+/// The verifier a service uses: from `JWT_PUBLIC_KEY`, or else fetched from accounts'
+/// `GetPublicKey`, retried for up to a minute so services may start in any order.
+pub async fn verifier(args: &crate::config::VerifierArgs) -> anyhow::Result<TokenVerifier> {
+    use hilo_proto::accounts::v1::{
+        GetPublicKeyRequest, accounts_service_client::AccountsServiceClient,
+    };
+    let (iss, aud) = (&args.jwt.jwt_issuer, &args.jwt.jwt_audience);
+    if let Some(pem) = &args.jwt_public_key {
+        return TokenVerifier::from_public_pem(pem, iss, aud);
+    }
+    let mut client = AccountsServiceClient::new(crate::grpc::connect(&args.accounts_url)?);
+    let mut delay = std::time::Duration::from_millis(100);
+    for attempt in 1.. {
+        match client.get_public_key(GetPublicKeyRequest {}).await {
+            Ok(reply) => {
+                return TokenVerifier::from_public_pem(
+                    &reply.into_inner().public_key_pem,
+                    iss,
+                    aud,
+                );
+            }
+            Err(status) if attempt < 20 => {
+                tracing::warn!(attempt, code = ?status.code(), "accounts not reachable for the public key yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(status) => anyhow::bail!("fetching the token public key from accounts: {status}"),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Seconds since the Unix epoch.

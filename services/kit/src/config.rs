@@ -37,6 +37,19 @@ pub struct JwtArgs {
     pub jwt_audience: String,
 }
 
+/// How a service (other than accounts) gets the key that verifies access tokens.
+#[derive(Args, Clone, Debug)]
+pub struct VerifierArgs {
+    /// Ed25519 public key (SPKI PEM) of accounts; when unset it is fetched from ACCOUNTS_URL.
+    #[arg(long, env = "JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<String>,
+    /// gRPC address of the accounts service.
+    #[arg(long, env = "ACCOUNTS_URL", default_value = "http://127.0.0.1:50051")]
+    pub accounts_url: String,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
 /// gRPC server settings.
 #[derive(Args, Clone, Debug)]
 pub struct GrpcArgs {

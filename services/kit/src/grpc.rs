@@ -159,10 +159,10 @@ pub fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
 
 /// INVALID_ARGUMENT with one field violation per entry of `fields` (`(field path, message)`),
 /// and a reason for the whole.
-pub fn invalid(reason: &str, message: &str, fields: &[(&str, String)]) -> Status {
+pub fn invalid(reason: &str, message: &str, fields: &[(String, String)]) -> Status {
     let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []);
     for (field, description) in fields {
-        details.add_bad_request_violation(*field, description.clone());
+        details.add_bad_request_violation(field.clone(), description.clone());
     }
     Status::with_error_details(Code::InvalidArgument, message, details)
 }

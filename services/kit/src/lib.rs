@@ -5,7 +5,9 @@
 //! - [`auth`]: access-token verification (EdDSA public key) and the caller of a gRPC request.
 //! - [`grpc`]: serving (health, reflection, tracing, connection age) and connecting.
 //! - [`db`]: PostgreSQL pool on a service's own schema, and its migrations.
+//! - [`outbox`]: events written with the change, published to JetStream after commit.
 //! - [`admin`]: the Prometheus `/metrics` endpoint on the admin port.
+//! - [`validate`]: field checks that report every failing field.
 //! - [`shutdown`]: one cancellation token tripped by SIGTERM or Ctrl-C.
 
 pub mod admin;
@@ -13,5 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod grpc;
+pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,16 @@
+//! NATS subjects and JetStream names: part of the contract between publishers and consumers.
+//!
+//! Cross-service events go to the durable stream [`EVENTS_STREAM`] on subjects under
+//! `chat.events.>`; their payload is a JSON object with `type`, `id` (the event id, also the
+//! JetStream de-duplication id) and the event's fields in camelCase.
+
+/// The JetStream stream holding every `chat.events.>` event.
+pub const EVENTS_STREAM: &str = "CHAT_EVENTS";
+/// Wildcard of every cross-service event.
+pub const EVENTS_ALL: &str = "chat.events.>";
+/// A channel was deleted: `{ type, id, channelId }`.
+pub const CHANNEL_DELETED: &str = "chat.events.channel.deleted";
+/// A member left or was removed: `{ type, id, channelId, userId }`.
+pub const MEMBER_REMOVED: &str = "chat.events.member.removed";
+/// A member's role changed: `{ type, id, channelId, userId, role }`.
+pub const MEMBER_ROLE_CHANGED: &str = "chat.events.member.role_changed";

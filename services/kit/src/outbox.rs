@@ -1,0 +1,120 @@
+//! Durable event publication: an event is written to the service's `outbox` table in the same
+//! transaction as the change it describes, and a relay publishes it to JetStream afterwards,
+//! retrying until the server acknowledges. JetStream de-duplicates by the event id
+//! (`Nats-Msg-Id`), so a relay that crashes between publishing and marking the row still
+//! delivers each event once. Each service keeps its own table:
+//!
+//! ```sql
+//! CREATE TABLE outbox (
+//!     id uuid PRIMARY KEY, subject text NOT NULL, payload bytea NOT NULL,
+//!     traceparent text, created_at timestamptz NOT NULL DEFAULT now(), published_at timestamptz
+//! );
+//! ```
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::{HeaderMap, jetstream};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Records an event in the current transaction. Call [`Relay::wake`] after commit.
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    id: Uuid,
+    subject: &str,
+    payload: &[u8],
+) -> sqlx::Result<()> {
+    let mut headers = http::HeaderMap::new();
+    crate::telemetry::inject(&mut headers);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    sqlx::query("INSERT INTO outbox (id, subject, payload, traceparent) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(subject)
+        .bind(payload)
+        .bind(traceparent)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The handle that wakes the relay after a commit.
+#[derive(Clone, Default)]
+pub struct Relay {
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    /// Publish what was just committed without waiting for the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs the relay until shutdown: publishes pending rows oldest first, on wake-up or every
+    /// second (a committed row whose wake-up was lost, or that failed, is picked up then).
+    pub fn spawn(&self, pool: PgPool, js: jetstream::Context, shutdown: CancellationToken) {
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            loop {
+                match publish_pending(&pool, &js).await {
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %format!("{error:#}"), "outbox relay will retry")
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    id: Uuid,
+    subject: String,
+    payload: Vec<u8>,
+    traceparent: Option<String>,
+}
+
+/// Publishes up to 100 pending events in order; returns how many went out.
+async fn publish_pending(pool: &PgPool, js: &jetstream::Context) -> anyhow::Result<usize> {
+    let pending: Vec<Pending> = sqlx::query_as(
+        "SELECT id, subject, payload, traceparent FROM outbox WHERE published_at IS NULL \
+         ORDER BY created_at, id LIMIT 100",
+    )
+    .fetch_all(pool)
+    .await?;
+    for event in &pending {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
+        if let Some(traceparent) = &event.traceparent {
+            headers.insert("traceparent", traceparent.as_str());
+        }
+        js.publish_with_headers(event.subject.clone(), headers, event.payload.clone().into())
+            .await?
+            .await?;
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = $1")
+            .bind(event.id)
+            .execute(pool)
+            .await?;
+    }
+    Ok(pending.len())
+}
+
+/// Creates (or keeps) the durable stream of cross-service events.
+pub async fn ensure_events_stream(js: &jetstream::Context) -> anyhow::Result<()> {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: hilo_proto::subjects::EVENTS_STREAM.to_owned(),
+        subjects: vec![hilo_proto::subjects::EVENTS_ALL.to_owned()],
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await?;
+    Ok(())
+}
