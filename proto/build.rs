@@ -6,6 +6,7 @@ use std::{env, fs, path::PathBuf};
 const PROTOS: &[&str] = &[
     "hilo/accounts/v1/accounts.proto",
     "hilo/channels/v1/channels.proto",
+    "hilo/messaging/v1/messaging.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

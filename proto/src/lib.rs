@@ -17,6 +17,14 @@ pub mod channels {
     }
 }
 
+/// Messaging: threads, messages and the per-thread event log.
+pub mod messaging {
+    /// Version 1 of the messaging API.
+    pub mod v1 {
+        tonic::include_proto!("hilo.messaging.v1");
+    }
+}
+
 pub mod subjects;
 
 /// Encoded `FileDescriptorSet` of every Hilo proto, served by gRPC reflection.

@@ -14,3 +14,16 @@ pub const CHANNEL_DELETED: &str = "chat.events.channel.deleted";
 pub const MEMBER_REMOVED: &str = "chat.events.member.removed";
 /// A member's role changed: `{ type, id, channelId, userId, role }`.
 pub const MEMBER_ROLE_CHANGED: &str = "chat.events.member.role_changed";
+
+/// Prefix of per-thread subjects; a thread's events go to `chat.thread.<threadId>`.
+pub const THREAD_PREFIX: &str = "chat.thread.";
+
+/// The subject of a thread's events (the exact client frames, JSON).
+pub fn thread(thread_id: &str) -> String {
+    format!("{THREAD_PREFIX}{thread_id}")
+}
+
+/// The JetStream stream that keeps thread events published while a consumer was away.
+pub const THREADS_STREAM: &str = "CHAT_THREADS";
+/// Wildcard of every thread subject.
+pub const THREADS_ALL: &str = "chat.thread.>";
