@@ -474,8 +474,3 @@ async fn sign_in_and_sign_up_are_rate_limited_per_ip_across_replicas() {
         "the fourth attempt in 10 s is refused, whichever replica"
     );
 }
-
-fn rand_octet() -> u8 {
-    use rand::Rng as _;
-    rand::rng().random_range(1..=254)
-}
