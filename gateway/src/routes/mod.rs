@@ -1,8 +1,10 @@
 //! The gateway's routes, one module per resource; each returns an `OpenApiRouter` so a handler
 //! is registered once for both routing and the OpenAPI document.
 
+pub mod accounts;
 pub mod auth;
 pub mod meta;
+pub mod oauth;
 pub mod users;
 
 use utoipa::OpenApi;
@@ -14,7 +16,7 @@ use crate::app::AppState;
 #[openapi(
     info(title = "Hilo", description = "Real-time team chat: REST API (errors are `{ code, message, details? }`)."),
     tags(
-        (name = "auth", description = "Better Auth compatible sign-up, sign-in and sessions"),
+        (name = "auth", description = "Better Auth compatible sign-up, sign-in (email, GitHub, Google), sessions and linked accounts"),
         (name = "users", description = "Users and their profiles"),
     )
 )]
@@ -24,6 +26,8 @@ struct ApiDoc;
 pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
+        .merge(oauth::router())
+        .merge(accounts::router())
         .merge(users::router())
         .split_for_parts()
 }

@@ -3,20 +3,21 @@
 //! redirects off, so a provider answer cannot bounce a code or a token to another host); and
 //! reading the provider's user once the code is exchanged.
 
-use std::{borrow::Cow, future::Future, pin::Pin, time::Duration};
+use std::{borrow::Cow, time::Duration};
 
 use anyhow::{Context, bail};
 use oauth2::{
-    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EndpointNotSet, EndpointSet, HttpClientError, HttpRequest, HttpResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl, basic::BasicClient,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, TokenResponse, TokenUrl,
+    basic::{BasicClient, BasicErrorResponse},
 };
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::Deserialize;
 
 use crate::config::{OAuthArgs, Secret};
 
-/// Largest response body read from a provider (their answers are a few hundred bytes).
-const MAX_BODY: usize = 1024 * 1024;
+mod http;
+use http::Http;
 
 /// An `oauth2` client with its authorization and token endpoints set.
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -172,7 +173,7 @@ impl Providers {
             .set_redirect_uri(Cow::Owned(redirect))
             .request_async(&self.http)
             .await
-            .context("token request")?;
+            .map_err(token_error)?;
         let scope = match token.scopes() {
             Some(scopes) => scopes
                 .iter()
@@ -212,6 +213,19 @@ impl Providers {
             }
         }
     }
+}
+
+/// A failed exchange, described for the log. GitHub refuses with a 200 and an OAuth error
+/// body, which `oauth2` reports as unparsable; name the provider's error code instead.
+fn token_error(
+    error: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+) -> anyhow::Error {
+    if let RequestTokenError::Parse(_, body) = &error
+        && let Ok(refusal) = serde_json::from_slice::<BasicErrorResponse>(body)
+    {
+        return anyhow::anyhow!("token request refused: {refusal}");
+    }
+    anyhow::Error::new(error).context("token request")
 }
 
 fn provider(
@@ -286,76 +300,6 @@ fn github_user(user: GitHubUser, emails: Vec<GitHubEmail>) -> ProviderUser {
             .filter(|n| !n.trim().is_empty())
             .or(Some(user.login)),
         image: user.avatar_url,
-    }
-}
-
-/// `oauth2`'s HTTP client over the one reqwest client of the process. It never follows
-/// redirects and reads at most [`MAX_BODY`] bytes of an answer.
-struct Http(reqwest::Client);
-
-impl Http {
-    fn new(timeout: Duration) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            // GitHub's API refuses requests without a User-Agent.
-            .user_agent(concat!("hilo-accounts/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the OAuth HTTP client")?;
-        Ok(Self(client))
-    }
-
-    async fn send(
-        &self,
-        request: reqwest::Request,
-    ) -> Result<HttpResponse, HttpClientError<reqwest::Error>> {
-        let mut response = self.0.execute(request).await.map_err(Box::new)?;
-        let too_large = || HttpClientError::Other("provider response too large".to_owned());
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY as u64)
-        {
-            return Err(too_large());
-        }
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(Box::new)? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(builder.body(body)?)
-    }
-
-    /// GETs `url` with the access token and parses its JSON; any non-2xx is an error.
-    async fn get_json<T: DeserializeOwned>(&self, url: &str, token: &str) -> anyhow::Result<T> {
-        let request = self
-            .0
-            .get(url)
-            .bearer_auth(token)
-            .header(http::header::ACCEPT, "application/json")
-            .build()?;
-        let response = self.send(request).await?;
-        if !response.status().is_success() {
-            bail!("{url} answered {}", response.status());
-        }
-        serde_json::from_slice(response.body()).with_context(|| format!("reading {url}"))
-    }
-}
-
-impl<'c> AsyncHttpClient<'c> for Http {
-    type Error = HttpClientError<reqwest::Error>;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Self::Error>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let request = reqwest::Request::try_from(request).map_err(Box::new)?;
-            self.send(request).await
-        })
     }
 }
 

@@ -17,6 +17,7 @@ pub struct OAuthStateRow {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Keeps a started sign-in until its callback (or the sweep) deletes it.
 pub async fn insert_oauth_state(db: impl PgExecutor<'_>, row: &OAuthStateRow) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO oauth_states (id, secret_hash, provider_id, code_verifier, redirect_uri, \
@@ -155,6 +156,7 @@ pub async fn lock_user(db: impl PgExecutor<'_>, user_id: &str) -> sqlx::Result<b
     Ok(found.is_some())
 }
 
+/// Unlinks one identity; the caller has checked it is not the user's last.
 pub async fn delete_identity(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM identities WHERE id = $1")
         .bind(id)
