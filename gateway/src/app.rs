@@ -45,6 +45,8 @@ pub struct Shared {
     pub health: Vec<(&'static str, HealthClient<Channel>)>,
     pub redis: redis::aio::ConnectionManager,
     pub cookies: Cookies,
+    /// BETTER_AUTH_URL without a trailing slash: OAuth redirect URIs and default redirects.
+    pub base_url: String,
     pub trusted_origins: Vec<String>,
     pub auth_rate_limit: RateLimit,
     pub trust_forwarded_for: bool,
@@ -84,6 +86,7 @@ impl App {
             ],
             redis,
             cookies: Cookies::new(&secret, config.secure_prefix(), config.production()),
+            base_url: config.better_auth_url.trim_end_matches('/').to_owned(),
             trusted_origins: config.trusted_origins()?,
             auth_rate_limit: config.auth_rate_limit,
             trust_forwarded_for: config.trust_forwarded_for,

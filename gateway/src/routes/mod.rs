@@ -1,10 +1,12 @@
 //! The gateway's routes, one module per resource; each returns an `OpenApiRouter` so a handler
 //! is registered once for both routing and the OpenAPI document.
 
+pub mod accounts;
 pub mod auth;
 pub mod channels;
 pub mod members;
 pub mod meta;
+pub mod oauth;
 pub mod users;
 
 use utoipa::OpenApi;
@@ -33,7 +35,7 @@ pub fn query_number(field: &str, raw: Option<&str>, default: i64) -> ApiResult<i
 #[openapi(
     info(title = "Hilo", description = "Real-time team chat: REST API (errors are `{ code, message, details? }`)."),
     tags(
-        (name = "auth", description = "Better Auth compatible sign-up, sign-in and sessions"),
+        (name = "auth", description = "Better Auth compatible sign-up, sign-in (email, GitHub, Google), sessions and linked accounts"),
         (name = "users", description = "Users and their profiles"),
         (name = "channels", description = "Channels and invites"),
         (name = "members", description = "Channel membership and roles"),
@@ -45,6 +47,8 @@ struct ApiDoc;
 pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
+        .merge(oauth::router())
+        .merge(accounts::router())
         .merge(users::router())
         .merge(channels::router())
         .merge(members::router())

@@ -8,7 +8,9 @@ use hilo_proto::accounts::v1::accounts_service_server::AccountsServiceServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::{MIGRATOR, SCHEMA, config::Config, rpc::AccountsRpc, tokens::Signer};
+use crate::{
+    MIGRATOR, SCHEMA, config::Config, providers::Providers, rpc::AccountsRpc, tokens::Signer,
+};
 
 const SERVICE_NAME: &str = "hilo.accounts.v1.AccountsService";
 
@@ -20,7 +22,8 @@ pub struct App {
 }
 
 impl App {
-    /// Connects to PostgreSQL (migrating when configured), loads the signing key, binds.
+    /// Connects to PostgreSQL (migrating when configured), loads the signing key, builds the
+    /// OAuth providers' clients, binds.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let signer = Signer::new(
             &config.private_key_pem()?,
@@ -35,11 +38,14 @@ impl App {
         if config.migrate_on_start {
             db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
         }
+        let providers = Providers::from_config(&config.oauth)?;
+        tracing::info!(providers = ?providers.enabled(), "OAuth providers");
         let listener = grpc::bind(config.listen_addr).await?;
         let rpc = AccountsRpc {
             pool,
             signer: Arc::new(signer),
             verifier,
+            providers: Arc::new(providers),
         };
         Ok(Self {
             config,

@@ -34,6 +34,8 @@ pub struct Config {
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 300)]
     pub access_token_ttl_secs: u64,
     #[command(flatten)]
+    pub oauth: OAuthArgs,
+    #[command(flatten)]
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub grpc: GrpcArgs,
@@ -52,5 +54,89 @@ impl Config {
                 "JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE is required (make one with `hilo-accounts keygen`)"
             ),
         }
+    }
+}
+
+/// OAuth providers for "Sign in with GitHub / Google". A provider is enabled only when both
+/// its client id and secret are set; the endpoints are overridable for tests and proxies.
+#[derive(Args, Clone, Debug)]
+pub struct OAuthArgs {
+    /// GitHub OAuth app client id (with GITHUB_CLIENT_SECRET, enables GitHub sign-in).
+    #[arg(long, env = "GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+    /// GitHub OAuth app client secret.
+    #[arg(long, env = "GITHUB_CLIENT_SECRET", hide_env_values = true)]
+    pub github_client_secret: Option<Secret>,
+    /// GitHub's authorization endpoint.
+    #[arg(
+        long,
+        env = "GITHUB_AUTHORIZE_URL",
+        default_value = "https://github.com/login/oauth/authorize"
+    )]
+    pub github_authorize_url: String,
+    /// GitHub's token endpoint.
+    #[arg(
+        long,
+        env = "GITHUB_TOKEN_URL",
+        default_value = "https://github.com/login/oauth/access_token"
+    )]
+    pub github_token_url: String,
+    /// GitHub's REST API base (`/user` and `/user/emails` are read from it).
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: String,
+    /// Google OAuth client id (with GOOGLE_CLIENT_SECRET, enables Google sign-in).
+    #[arg(long, env = "GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+    /// Google OAuth client secret.
+    #[arg(long, env = "GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<Secret>,
+    /// Google's authorization endpoint.
+    #[arg(
+        long,
+        env = "GOOGLE_AUTHORIZE_URL",
+        default_value = "https://accounts.google.com/o/oauth2/v2/auth"
+    )]
+    pub google_authorize_url: String,
+    /// Google's token endpoint.
+    #[arg(
+        long,
+        env = "GOOGLE_TOKEN_URL",
+        default_value = "https://oauth2.googleapis.com/token"
+    )]
+    pub google_token_url: String,
+    /// Google's OpenID Connect userinfo endpoint.
+    #[arg(
+        long,
+        env = "GOOGLE_USERINFO_URL",
+        default_value = "https://openidconnect.googleapis.com/v1/userinfo"
+    )]
+    pub google_userinfo_url: String,
+    /// Timeout of each request to a provider, in seconds.
+    #[arg(long, env = "OAUTH_HTTP_TIMEOUT_SECS", default_value_t = 10)]
+    pub oauth_http_timeout_secs: u64,
+}
+
+/// A configured secret: never shown by `Debug`, so printing a config cannot leak it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
     }
 }

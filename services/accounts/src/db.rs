@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+pub mod identities;
+
 /// A user joined with its profile (the profile columns are null when it has none).
 #[derive(Debug, sqlx::FromRow)]
 pub struct UserRow {

@@ -25,6 +25,17 @@ pub enum Error {
     Forbidden(String),
     #[error("session not found or expired")]
     NoSession,
+    /// The OAuth provider asked for is unknown or has no credentials configured.
+    #[error("provider not found")]
+    ProviderNotFound,
+    /// A social sign-in was refused; the text is Better Auth's error code (`state_mismatch`,
+    /// `account_not_linked`, ...), which ends up in the error redirect.
+    #[error("social sign-in refused: {0}")]
+    OAuth(String),
+    #[error("cannot unlink the last identity")]
+    LastIdentity,
+    #[error("identity not found")]
+    IdentityNotFound,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -57,6 +68,25 @@ impl From<Error> for Status {
             ),
             Error::Forbidden(message) => status(Code::PermissionDenied, "FORBIDDEN", message),
             Error::NoSession => status(Code::Unauthenticated, "UNAUTHORIZED", "Unauthorized"),
+            Error::ProviderNotFound => {
+                status(Code::NotFound, "PROVIDER_NOT_FOUND", "Provider not found")
+            }
+            Error::OAuth(code) => status(
+                Code::FailedPrecondition,
+                &code.to_uppercase(),
+                "Social sign-in failed; please restart it",
+            ),
+            // Better Auth answers both with 400.
+            Error::LastIdentity => status(
+                Code::FailedPrecondition,
+                "FAILED_TO_UNLINK_LAST_ACCOUNT",
+                "You can't unlink your last account",
+            ),
+            Error::IdentityNotFound => status(
+                Code::FailedPrecondition,
+                "ACCOUNT_NOT_FOUND",
+                "Account not found",
+            ),
             Error::Db(error) => internal(error),
             Error::Internal(error) => internal(format!("{error:#}")),
         }

@@ -2,6 +2,7 @@
 //!
 //! - [`app`]: build the service from its [`config`] and run it.
 //! - `rpc`: the gRPC methods and their rules; `db`: the SQL; `error`: errors -> statuses.
+//! - `oauth`: social sign-in and identities; `providers`: GitHub and Google over `oauth2`.
 //! - `input`: client input parsing; `password`: argon2id; `tokens`: ids, session tokens, JWTs.
 
 pub mod app;
@@ -9,7 +10,9 @@ pub mod config;
 mod db;
 mod error;
 mod input;
+mod oauth;
 mod password;
+mod providers;
 mod rpc;
 pub mod tokens;
 

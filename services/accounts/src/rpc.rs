@@ -13,6 +13,7 @@ use crate::{
     db::{self, NewUser, ProfilePatch, SessionRow, UserPatch, UserRow},
     error::{Error, Result},
     input, password,
+    providers::Providers,
     tokens::{self, Signer},
 };
 
@@ -29,6 +30,7 @@ pub struct AccountsRpc {
     pub pool: PgPool,
     pub signer: std::sync::Arc<Signer>,
     pub verifier: TokenVerifier,
+    pub providers: std::sync::Arc<Providers>,
 }
 
 /// The gRPC surface: authenticate the caller where the RPC needs one, then run the rule.
@@ -113,6 +115,36 @@ impl AccountsService for AccountsRpc {
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
         let caller = self.verifier.caller(&r)?;
         reply(self.delete(caller, r.into_inner().user_id).await)
+    }
+
+    async fn start_social_sign_in(
+        &self,
+        r: Request<pb::StartSocialSignInRequest>,
+    ) -> Result<Response<pb::StartSocialSignInResponse>, Status> {
+        reply(self.start_social(r.into_inner()).await)
+    }
+
+    async fn finish_social_sign_in(
+        &self,
+        r: Request<pb::FinishSocialSignInRequest>,
+    ) -> Result<Response<pb::FinishSocialSignInResponse>, Status> {
+        reply(self.finish_social(r.into_inner()).await)
+    }
+
+    async fn list_identities(
+        &self,
+        r: Request<pb::ListIdentitiesRequest>,
+    ) -> Result<Response<pb::ListIdentitiesResponse>, Status> {
+        let caller = self.verifier.caller(&r)?;
+        reply(self.identities(caller).await)
+    }
+
+    async fn unlink_identity(
+        &self,
+        r: Request<pb::UnlinkIdentityRequest>,
+    ) -> Result<Response<pb::UnlinkIdentityResponse>, Status> {
+        let caller = self.verifier.caller(&r)?;
+        reply(self.unlink(caller, r.into_inner()).await)
     }
 }
 
@@ -294,7 +326,7 @@ impl AccountsRpc {
     }
 
     /// The user `id` as `viewer` may see it (email only for themselves).
-    async fn user(&self, id: &str, viewer: &str) -> Result<pb::User> {
+    pub(crate) async fn user(&self, id: &str, viewer: &str) -> Result<pb::User> {
         let row = db::get_user(&self.pool, id)
             .await?
             .ok_or_else(|| Error::UserNotFound(id.to_owned()))?;
@@ -314,7 +346,7 @@ fn only_self(caller: &Caller, user_id: &str, verb: &str) -> Result<()> {
 }
 
 /// Opens a session for `user_id` and returns its token (in clear, the only time) and row.
-async fn open_session(
+pub(crate) async fn open_session(
     db: impl sqlx::PgExecutor<'_>,
     user_id: &str,
     client: Option<pb::ClientInfo>,
@@ -409,14 +441,14 @@ fn parse_patch(req: &pb::UpdateUserRequest) -> Result<(UserPatch, Option<Profile
     Ok((user, profile))
 }
 
-fn timestamp(t: DateTime<Utc>) -> hilo_proto::Timestamp {
+pub(crate) fn timestamp(t: DateTime<Utc>) -> hilo_proto::Timestamp {
     hilo_proto::Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }
 }
 
-fn session_pb(row: &SessionRow) -> pb::Session {
+pub(crate) fn session_pb(row: &SessionRow) -> pb::Session {
     pb::Session {
         id: row.id.clone(),
         user_id: row.user_id.clone(),
