@@ -8,6 +8,7 @@
 //! - [`outbox`]: events written with the change, published to JetStream after commit.
 //! - [`admin`]: the Prometheus `/metrics` endpoint on the admin port.
 //! - [`validate`]: field checks that report every failing field.
+//! - [`session`]: the Better Auth cookie and the cached session -> access-token exchange.
 //! - [`shutdown`]: one cancellation token tripped by SIGTERM or Ctrl-C.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod db;
 pub mod grpc;
 pub mod outbox;
+pub mod session;
 pub mod shutdown;
 pub mod telemetry;
 pub mod validate;
