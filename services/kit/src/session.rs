@@ -223,6 +223,36 @@ pub fn is_trusted(origin: &str, trusted: &[String]) -> bool {
         .any(|t| t == origin || (t.ends_with("://") && origin.starts_with(t.as_str())))
 }
 
+/// The Redis sorted set saying on which realtime replicas a user has open sockets (members:
+/// replica ids; scores: expiry, seconds since the epoch). Written by realtime only.
+pub fn presence_key(user_id: &str) -> String {
+    format!("hilo:presence:{user_id}")
+}
+
+/// Which of `user_ids` have an open socket on some realtime replica (an unexpired entry).
+/// A Redis outage answers "offline" for everyone rather than failing the caller.
+pub async fn online(redis: &redis::aio::ConnectionManager, user_ids: &[&str]) -> Vec<bool> {
+    if user_ids.is_empty() {
+        return Vec::new();
+    }
+    let mut pipe = redis::pipe();
+    let now = now_secs();
+    for user in user_ids {
+        pipe.cmd("ZCOUNT")
+            .arg(presence_key(user))
+            .arg(now)
+            .arg("+inf");
+    }
+    let mut redis = redis.clone();
+    match pipe.query_async::<Vec<u64>>(&mut redis).await {
+        Ok(counts) => counts.into_iter().map(|c| c > 0).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "presence unavailable");
+            vec![false; user_ids.len()]
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,144 @@
+//! Realtime configuration, from flags or environment variables (see `hilo-realtime --help`).
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hilo_kit::config::TelemetryArgs;
+
+/// Everything a realtime replica reads at start-up.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "hilo-realtime", version, about = "Hilo's WebSocket service")]
+pub struct Config {
+    /// HTTP (WebSocket) listen address.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8090")]
+    pub listen_addr: SocketAddr,
+    /// Admin listen address (Prometheus `/metrics`).
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9190")]
+    pub admin_addr: SocketAddr,
+    /// gRPC address of accounts (session -> access-token exchange).
+    #[arg(long, env = "ACCOUNTS_URL", default_value = "http://127.0.0.1:50051")]
+    pub accounts_url: String,
+    /// gRPC address of messaging (AuthorizeThread, ListThreadEvents).
+    #[arg(long, env = "MESSAGING_URL", default_value = "http://127.0.0.1:50053")]
+    pub messaging_url: String,
+    /// NATS URL: thread events, typing, membership events (one connection per replica).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:14222")]
+    pub nats_url: String,
+    /// Redis URL: the shared session cache and presence.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: String,
+    /// Secret that signs session cookies (Better Auth's, the gateway's); required outside dev.
+    #[arg(long, env = "BETTER_AUTH_SECRET", hide_env_values = true)]
+    pub better_auth_secret: Option<String>,
+    /// Public base URL: its origin is trusted, and `https://` means `__Secure-` cookies.
+    #[arg(long, env = "BETTER_AUTH_URL", default_value = "http://localhost:8080")]
+    pub better_auth_url: String,
+    /// Browser origins of the web client (comma-separated); trusted for `/ws`.
+    #[arg(long, env = "CORS_ORIGIN", default_value = "http://localhost:8081")]
+    pub cors_origin: String,
+    /// More trusted origins (comma-separated).
+    #[arg(long, env = "TRUSTED_ORIGINS", default_value = "")]
+    pub trusted_origins: String,
+    /// Better Auth's name for the same list.
+    #[arg(long, env = "BETTER_AUTH_TRUSTED_ORIGINS", default_value = "")]
+    pub better_auth_trusted_origins: String,
+    /// Frames queued for one socket before it counts as too slow and is closed (1008).
+    #[arg(long, env = "SEND_QUEUE", default_value_t = 256)]
+    pub send_queue: usize,
+    /// Largest client frame in bytes (API.md §5: 64 KiB); larger ones close the socket (1009).
+    #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// WebSocket read buffer per socket; small buffers keep idle sockets cheap (PERF.md).
+    #[arg(long, env = "WS_READ_BUFFER", default_value_t = 4096)]
+    pub ws_read_buffer: usize,
+    /// Client commands per second per socket (burst: twice that).
+    #[arg(long, env = "COMMANDS_PER_SEC", default_value_t = 20)]
+    pub commands_per_sec: u32,
+    /// Seconds between server pings.
+    #[arg(long, env = "PING_SECS", default_value_t = 25)]
+    pub ping_secs: u64,
+    /// A socket silent (no frame, no pong) this long is closed.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Seconds between re-validations of a socket's session (sign-out closes it by then).
+    #[arg(long, env = "SESSION_CHECK_SECS", default_value_t = 15)]
+    pub session_check_secs: u64,
+    /// Seconds an AuthorizeThread answer is reused for the same user and thread.
+    #[arg(long, env = "AUTHZ_CACHE_SECS", default_value_t = 10)]
+    pub authz_cache_secs: u64,
+    /// A resume further back than this many events answers RESYNC_REQUIRED.
+    #[arg(long, env = "RESUME_MAX_EVENTS", default_value_t = 1000)]
+    pub resume_max_events: i64,
+    /// Seconds a presence entry lives without a refresh (refreshed every third of it).
+    #[arg(long, env = "PRESENCE_TTL_SECS", default_value_t = 60)]
+    pub presence_ttl_secs: u64,
+    /// Seconds given to sockets to close on SIGTERM before the process exits.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Development mode: allows running without BETTER_AUTH_SECRET (a fixed, public one is used).
+    #[arg(long, env = "HILO_DEV", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dev: bool,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// The gateway's development secret, so cookies it signs in development are read here too.
+const DEV_SECRET: &str = "hilo-development-secret-do-not-use-in-production";
+
+impl Config {
+    /// The cookie-signing secret; refuses to go on without one unless in development.
+    pub fn secret(&self) -> anyhow::Result<String> {
+        match &self.better_auth_secret {
+            Some(secret) if secret.len() >= 16 => Ok(secret.clone()),
+            Some(_) => bail!("BETTER_AUTH_SECRET must be at least 16 characters"),
+            None if self.dev => Ok(DEV_SECRET.to_owned()),
+            None => {
+                bail!("BETTER_AUTH_SECRET is required (or set HILO_DEV=true for local development)")
+            }
+        }
+    }
+
+    /// Origins allowed to open `/ws` from a browser: BETTER_AUTH_URL's, CORS_ORIGIN,
+    /// TRUSTED_ORIGINS and BETTER_AUTH_TRUSTED_ORIGINS, as the gateway trusts them.
+    pub fn trusted_origins(&self) -> anyhow::Result<Vec<String>> {
+        let base =
+            url::Url::parse(&self.better_auth_url).context("BETTER_AUTH_URL is not a URL")?;
+        let mut origins = vec![base.origin().ascii_serialization()];
+        for list in [
+            &self.cors_origin,
+            &self.trusted_origins,
+            &self.better_auth_trusted_origins,
+        ] {
+            origins.extend(
+                list.split(',')
+                    .map(|s| s.trim().trim_end_matches('/').to_owned())
+                    .filter(|s| !s.is_empty()),
+            );
+        }
+        origins.dedup();
+        Ok(origins)
+    }
+
+    /// True when cookies carry the `__Secure-` prefix.
+    pub fn secure_prefix(&self) -> bool {
+        self.better_auth_url.starts_with("https://")
+    }
+
+    /// Durations of the socket lifecycle, in one place for the session loop.
+    pub fn timers(&self) -> Timers {
+        Timers {
+            ping: Duration::from_secs(self.ping_secs.max(1)),
+            idle: Duration::from_secs(self.idle_timeout_secs.max(2)),
+            session_check: Duration::from_secs(self.session_check_secs.max(1)),
+        }
+    }
+}
+
+/// Socket timers.
+#[derive(Clone, Copy, Debug)]
+pub struct Timers {
+    pub ping: Duration,
+    pub idle: Duration,
+    pub session_check: Duration,
+}

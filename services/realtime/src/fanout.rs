@@ -1,0 +1,301 @@
+//! NATS fan-out. A replica holds one NATS connection and, per thread joined by at least one
+//! of its sockets, one subscription to the thread's events (`chat.thread.<id>`) and one to its
+//! typing frames (`chat.typing.<id>`), reference-counted by socket. Each published event is
+//! parsed once (for `seq`) and its bytes are shared by every socket's queue; a socket whose
+//! queue is full is killed (the session closes it with 1008) rather than slowing the others.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use async_nats::{Client, Subscriber};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::authz::AuthzCache;
+
+/// Prefix of the ephemeral typing subjects (core NATS, never stored).
+pub const TYPING_PREFIX: &str = "chat.typing.";
+/// NATS header naming the socket a typing frame came from (`<replica>/<socket>`).
+const ORIGIN_HEADER: &str = "Hilo-Origin";
+
+/// A stored thread event as published by messaging: the exact client frame and its `seq`.
+#[derive(Debug)]
+pub struct Event {
+    pub seq: i64,
+    pub frame: Bytes,
+}
+
+/// What the hub hands to a socket's session loop.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A stored event of a joined thread.
+    Event(Arc<str>, Arc<Event>),
+    /// A typing frame of a joined thread, from another socket.
+    Typing(Bytes),
+    /// The user lost access to this channel (removed, or the channel deleted).
+    ChannelLost(Arc<str>),
+}
+
+/// One socket as the hub sees it.
+struct SocketEntry {
+    user_id: Arc<str>,
+    tx: mpsc::Sender<Delivery>,
+    kill: CancellationToken,
+}
+
+impl SocketEntry {
+    /// Queues without waiting; a full queue kills the socket (slow consumer).
+    fn offer(&self, delivery: Delivery) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(delivery) {
+            metrics::counter!("realtime_slow_consumers_total").increment(1);
+            self.kill.cancel();
+        }
+    }
+}
+
+/// The sockets of one thread, read by its pump for every event.
+#[derive(Default)]
+struct ThreadEntry {
+    sockets: Mutex<HashMap<u64, Arc<SocketEntry>>>,
+}
+
+/// A thread's subscription: its sockets and the task that pumps NATS into them.
+struct Subscription {
+    entry: Arc<ThreadEntry>,
+    pump: tokio::task::AbortHandle,
+}
+
+/// The replica's fan-out state: built once, shared by every session.
+pub struct Hub {
+    nats: Client,
+    replica: String,
+    pub authz: AuthzCache,
+    sockets: Mutex<HashMap<u64, Arc<SocketEntry>>>,
+    threads: tokio::sync::Mutex<HashMap<Arc<str>, Subscription>>,
+}
+
+impl Hub {
+    /// A hub on `nats`; `replica` tells this replica's typing frames apart from others'.
+    pub fn new(nats: Client, authz: AuthzCache) -> Arc<Self> {
+        Arc::new(Self {
+            nats,
+            replica: uuid::Uuid::now_v7().to_string(),
+            authz,
+            sockets: Mutex::default(),
+            threads: tokio::sync::Mutex::default(),
+        })
+    }
+
+    /// Registers a socket so user- and channel-wide events can reach it.
+    pub fn register(
+        &self,
+        id: u64,
+        user_id: Arc<str>,
+        tx: mpsc::Sender<Delivery>,
+        kill: CancellationToken,
+    ) {
+        let entry = Arc::new(SocketEntry { user_id, tx, kill });
+        lock(&self.sockets).insert(id, entry);
+    }
+
+    /// Forgets a socket and drops its thread subscriptions.
+    pub async fn unregister(&self, id: u64, threads: impl Iterator<Item = Arc<str>>) {
+        for thread in threads {
+            self.leave(&thread, id).await;
+        }
+        lock(&self.sockets).remove(&id);
+    }
+
+    /// Adds a socket to a thread, subscribing the replica when it is the thread's first. When
+    /// this returns, the subscription is live at the server (flushed), so a replay fetched
+    /// afterwards overlaps live delivery instead of leaving a hole.
+    pub async fn join(self: &Arc<Self>, thread_id: &Arc<str>, id: u64) -> anyhow::Result<()> {
+        let Some(socket) = lock(&self.sockets).get(&id).cloned() else {
+            return Ok(());
+        };
+        let mut threads = self.threads.lock().await;
+        if let Some(sub) = threads.get(thread_id) {
+            lock(&sub.entry.sockets).insert(id, socket);
+            return Ok(());
+        }
+        let events = self
+            .nats
+            .subscribe(hilo_proto::subjects::thread(thread_id))
+            .await?;
+        let typing = self
+            .nats
+            .subscribe(format!("{TYPING_PREFIX}{thread_id}"))
+            .await?;
+        self.nats.flush().await?;
+        let entry = Arc::new(ThreadEntry::default());
+        lock(&entry.sockets).insert(id, socket);
+        let pump = tokio::spawn(pump(
+            self.clone(),
+            thread_id.clone(),
+            entry.clone(),
+            events,
+            typing,
+        ))
+        .abort_handle();
+        threads.insert(thread_id.clone(), Subscription { entry, pump });
+        metrics::gauge!("realtime_thread_subscriptions").increment(1.0);
+        Ok(())
+    }
+
+    /// Removes a socket from a thread; the last one out unsubscribes the replica.
+    pub async fn leave(&self, thread_id: &str, id: u64) {
+        let mut threads = self.threads.lock().await;
+        let Some(sub) = threads.get(thread_id) else {
+            return;
+        };
+        let empty = {
+            let mut sockets = lock(&sub.entry.sockets);
+            sockets.remove(&id);
+            sockets.is_empty()
+        };
+        if empty && let Some(sub) = threads.remove(thread_id) {
+            sub.pump.abort();
+            metrics::gauge!("realtime_thread_subscriptions").decrement(1.0);
+        }
+    }
+
+    /// Publishes a typing frame to the thread's other subscribers, on every replica.
+    pub async fn typing(&self, thread_id: &str, id: u64, frame: Bytes) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(ORIGIN_HEADER, format!("{}/{id}", self.replica).as_str());
+        let subject = format!("{TYPING_PREFIX}{thread_id}");
+        if let Err(error) = self
+            .nats
+            .publish_with_headers(subject, headers, frame)
+            .await
+        {
+            tracing::warn!(%error, "typing frame not published");
+        }
+    }
+
+    /// Tells the sockets of `user_id` (every socket when `None`) that `channel_id` is gone.
+    fn channel_lost(&self, channel_id: &str, user_id: Option<&str>) {
+        let channel: Arc<str> = channel_id.into();
+        for socket in lock(&self.sockets).values() {
+            if user_id.is_none_or(|u| *socket.user_id == *u) {
+                socket.offer(Delivery::ChannelLost(channel.clone()));
+            }
+        }
+    }
+
+    /// Follows membership events for the life of the process: a removed member or a deleted
+    /// channel loses its cached authorizations and its sockets' subscriptions at once.
+    pub async fn follow_membership(self: Arc<Self>) -> anyhow::Result<()> {
+        use hilo_proto::subjects::{CHANNEL_DELETED, MEMBER_REMOVED};
+        let removed = self.nats.subscribe(MEMBER_REMOVED).await?;
+        let deleted = self.nats.subscribe(CHANNEL_DELETED).await?;
+        let mut both = futures_util::stream::select(removed, deleted);
+        tokio::spawn(async move {
+            while let Some(message) = both.next().await {
+                #[derive(Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Membership {
+                    channel_id: String,
+                    user_id: Option<String>,
+                }
+                let Ok(event) = serde_json::from_slice::<Membership>(&message.payload) else {
+                    tracing::warn!(subject = %message.subject, "unreadable membership event");
+                    continue;
+                };
+                let user = event.user_id.as_deref();
+                self.authz.forget_channel(&event.channel_id, user);
+                self.channel_lost(&event.channel_id, user);
+                tracing::info!(channel_id = %event.channel_id, user_id = ?user, "channel access lost");
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Forwards one thread's NATS messages to its sockets until the subscription is dropped.
+async fn pump(
+    hub: Arc<Hub>,
+    thread_id: Arc<str>,
+    entry: Arc<ThreadEntry>,
+    mut events: Subscriber,
+    mut typing: Subscriber,
+) {
+    loop {
+        tokio::select! {
+            Some(message) = events.next() => deliver_event(&thread_id, &entry, message),
+            Some(message) = typing.next() => deliver_typing(&hub, &entry, message),
+            else => return,
+        }
+    }
+}
+
+fn deliver_event(thread_id: &Arc<str>, entry: &ThreadEntry, message: async_nats::Message) {
+    #[derive(Deserialize)]
+    struct Head {
+        seq: i64,
+    }
+    let Ok(head) = serde_json::from_slice::<Head>(&message.payload) else {
+        tracing::warn!(%thread_id, "thread event without a seq, dropped");
+        return;
+    };
+    let span = tracing::info_span!("deliver", %thread_id, seq = head.seq, trace_id = Empty);
+    if let Some(headers) = &message.headers {
+        let mut http_headers = http::HeaderMap::new();
+        for name in ["traceparent", "tracestate"] {
+            if let Some(value) = headers.get(name)
+                && let Ok(value) = http::HeaderValue::from_str(value.as_str())
+            {
+                http_headers.insert(name, value);
+            }
+        }
+        let _ = span.set_parent(hilo_kit::telemetry::extract(&http_headers));
+    }
+    {
+        use opentelemetry::trace::TraceContextExt as _;
+        let trace_id = span.context().span().span_context().trace_id();
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+    let _entered = span.enter();
+    let event = Arc::new(Event {
+        seq: head.seq,
+        frame: message.payload,
+    });
+    let sockets = lock(&entry.sockets);
+    for socket in sockets.values() {
+        socket.offer(Delivery::Event(thread_id.clone(), event.clone()));
+    }
+    metrics::counter!("realtime_deliveries_total").increment(sockets.len() as u64);
+    tracing::info!(sockets = sockets.len(), "thread event fanned out");
+}
+
+fn deliver_typing(hub: &Hub, entry: &ThreadEntry, message: async_nats::Message) {
+    let origin = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ORIGIN_HEADER))
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_default();
+    let local_origin = origin
+        .strip_prefix(hub.replica.as_str())
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|id| id.parse::<u64>().ok());
+    for (id, socket) in lock(&entry.sockets).iter() {
+        if Some(*id) != local_origin {
+            socket.offer(Delivery::Typing(message.payload.clone()));
+        }
+    }
+}
+
+/// Locks a std mutex; a poisoned one (a panic elsewhere) still holds usable data.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

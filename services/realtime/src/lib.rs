@@ -1,0 +1,17 @@
+//! Hilo's realtime service: holds WebSockets, authorizes thread subscriptions with messaging,
+//! fans NATS thread events out to local sockets, and resumes without gaps. Stateless: a replica
+//! keeps only in-memory subscriptions, so any replica can serve any user.
+//!
+//! - [`app`]: state, router, serving and draining; [`config`]: settings.
+//! - `ws`: the upgrade (origin, session); `session`: one socket's loop;
+//! - `fanout`: NATS subscriptions per thread; `authz`: AuthorizeThread with a short cache;
+//! - `presence`: who is online, in Redis; `error`: the HTTP error shape.
+
+pub mod app;
+mod authz;
+pub mod config;
+mod error;
+mod fanout;
+mod presence;
+mod session;
+mod ws;

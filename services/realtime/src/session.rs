@@ -1,0 +1,502 @@
+//! One socket's life: client commands (`JOIN_THREAD`, `LEAVE_THREAD`, `TYPING`), deliveries
+//! from the hub (de-duplicated by `seq`, gaps fetched from messaging), pings, idle timeout,
+//! session re-validation, and the close codes (1008 slow consumer or session ended, 1009 frame
+//! too big, 1012 replica restarting). Frames are documented in `proto/frames/*.schema.json`.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use hilo_proto::messaging::v1::ListThreadEventsRequest;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    app::AppState,
+    authz,
+    fanout::{Delivery, Event},
+};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Threads one socket may join at once.
+const MAX_JOINED: usize = 200;
+/// Events asked of ListThreadEvents per page.
+const PAGE: i32 = 500;
+
+/// Who opened the socket (established by the upgrade).
+#[derive(Clone, Debug)]
+pub struct Who {
+    pub user_id: Arc<str>,
+    pub session_token: String,
+    pub access_token: String,
+}
+
+/// How the loop ended: a close frame to send, or none (the peer went away).
+type Close = Option<(u16, &'static str)>;
+type Flow = Result<(), Close>;
+
+struct Joined {
+    channel_id: String,
+    /// Highest `seq` delivered; `None` until the first event when joined without `sinceSeq`.
+    cursor: Option<i64>,
+}
+
+struct Session {
+    id: u64,
+    state: AppState,
+    who: Who,
+    joined: HashMap<Arc<str>, Joined>,
+    kill: CancellationToken,
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// Serves one upgraded socket until it closes.
+pub async fn run(mut socket: WebSocket, state: AppState, who: Who) {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel(state.config.send_queue.max(1));
+    let kill = CancellationToken::new();
+    state
+        .hub
+        .register(id, who.user_id.clone(), tx, kill.clone());
+    state.presence.online(&who.user_id);
+    metrics::gauge!("realtime_sockets").increment(1.0);
+    let mut session = Session {
+        id,
+        state: state.clone(),
+        who,
+        joined: HashMap::new(),
+        kill,
+        tokens: 0.0,
+        refilled: Instant::now(),
+    };
+    session.tokens = session.burst();
+    let close = match session.serve(&mut socket, &mut rx).await {
+        Ok(()) => None,
+        Err(close) => close,
+    };
+    if let Some((code, reason)) = close {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), socket.send(frame)).await;
+        tracing::info!(code, reason, user_id = %session.who.user_id, "socket closed by server");
+    }
+    drop(rx);
+    state
+        .hub
+        .unregister(id, session.joined.keys().cloned())
+        .await;
+    state.presence.offline(&session.who.user_id);
+    metrics::gauge!("realtime_sockets").decrement(1.0);
+}
+
+impl Session {
+    fn burst(&self) -> f64 {
+        f64::from(self.state.config.commands_per_sec.max(1)) * 2.0
+    }
+
+    async fn serve(&mut self, socket: &mut WebSocket, rx: &mut mpsc::Receiver<Delivery>) -> Flow {
+        let timers = self.state.config.timers();
+        let start = tokio::time::Instant::now();
+        let mut ping = tokio::time::interval_at(start + timers.ping, timers.ping);
+        let mut check =
+            tokio::time::interval_at(start + timers.session_check, timers.session_check);
+        let mut heard = Instant::now();
+        let shutdown = self.state.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.kill.cancelled() => return Err(Some((1008, "send queue overflow"))),
+                _ = shutdown.cancelled() => return Err(Some((1012, "reconnect"))),
+                frame = socket.recv() => {
+                    heard = Instant::now();
+                    match frame {
+                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Err(None),
+                        Some(Ok(Message::Text(text))) => self.command(socket, text).await?,
+                        Some(Ok(Message::Binary(_))) => {
+                            self.error(socket, None, None, "Binary messages not supported").await?;
+                        }
+                        Some(Ok(_)) => {}
+                    }
+                }
+                Some(delivery) = rx.recv() => self.deliver(socket, delivery).await?,
+                _ = ping.tick() => {
+                    if heard.elapsed() > timers.idle {
+                        return Err(Some((1000, "idle timeout")));
+                    }
+                    self.send(socket, Message::Ping(Bytes::new())).await?;
+                }
+                _ = check.tick() => self.revalidate().await?,
+            }
+        }
+    }
+
+    /// Sends one frame; a socket killed meanwhile (its queue overflowed while this send was
+    /// stuck on a client that does not read) ends the loop.
+    async fn send(&self, socket: &mut WebSocket, message: Message) -> Flow {
+        tokio::select! {
+            sent = socket.send(message) => sent.map_err(|_| None),
+            _ = self.kill.cancelled() => Err(Some((1008, "send queue overflow"))),
+        }
+    }
+
+    async fn send_json(&self, socket: &mut WebSocket, frame: Value) -> Flow {
+        self.send(socket, Message::Text(frame.to_string().into()))
+            .await
+    }
+
+    async fn send_bytes(&self, socket: &mut WebSocket, frame: Bytes) -> Flow {
+        match Utf8Bytes::try_from(frame) {
+            Ok(text) => self.send(socket, Message::Text(text)).await,
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn error(
+        &self,
+        socket: &mut WebSocket,
+        code: Option<&str>,
+        thread_id: Option<&str>,
+        message: &str,
+    ) -> Flow {
+        let mut frame = json!({"type": "ERROR", "message": message});
+        if let Some(code) = code {
+            frame["code"] = code.into();
+        }
+        if let Some(thread_id) = thread_id {
+            frame["threadId"] = thread_id.into();
+        }
+        self.send_json(socket, frame).await
+    }
+
+    /// Takes one token from the command budget; false when the client is too fast.
+    fn allow(&mut self) -> bool {
+        let rate = f64::from(self.state.config.commands_per_sec.max(1));
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(self.burst());
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn command(&mut self, socket: &mut WebSocket, text: Utf8Bytes) -> Flow {
+        if text.len() > self.state.config.max_frame_bytes {
+            return Err(Some((1009, "message too big")));
+        }
+        if !self.allow() {
+            return self
+                .error(socket, Some("RATE_LIMITED"), None, "Too many messages")
+                .await;
+        }
+        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+            return self.error(socket, None, None, "Invalid JSON").await;
+        };
+        let kind = frame.get("type").and_then(Value::as_str);
+        let thread_id = frame
+            .get("threadId")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty());
+        match (kind, thread_id) {
+            (Some("JOIN_THREAD" | "LEAVE_THREAD" | "TYPING"), None) => {
+                self.error(socket, None, None, "threadId is required").await
+            }
+            (Some("JOIN_THREAD"), Some(thread_id)) => {
+                let since = frame.get("sinceSeq").and_then(Value::as_i64);
+                self.join(socket, thread_id, since).await
+            }
+            (Some("LEAVE_THREAD"), Some(thread_id)) => {
+                if self.joined.remove(thread_id).is_some() {
+                    self.state.hub.leave(thread_id, self.id).await;
+                }
+                self.send_json(
+                    socket,
+                    json!({"type": "LEFT_THREAD", "threadId": thread_id}),
+                )
+                .await
+            }
+            (Some("TYPING"), Some(thread_id)) => {
+                if !self.joined.contains_key(thread_id) {
+                    return self
+                        .error(
+                            socket,
+                            Some("NOT_JOINED"),
+                            Some(thread_id),
+                            "Join the thread first",
+                        )
+                        .await;
+                }
+                let typing =
+                    json!({"type": "TYPING", "threadId": thread_id, "userId": &*self.who.user_id});
+                self.state
+                    .hub
+                    .typing(thread_id, self.id, Bytes::from(typing.to_string()))
+                    .await;
+                Ok(())
+            }
+            _ => {
+                let kind = match frame.get("type") {
+                    None | Some(Value::Null) => "undefined".to_owned(),
+                    Some(Value::String(kind)) => kind.clone(),
+                    Some(other) => other.to_string(),
+                };
+                let message = format!("Unknown message type: {kind}");
+                self.error(socket, None, None, &message).await
+            }
+        }
+    }
+
+    async fn join(&mut self, socket: &mut WebSocket, thread_id: &str, since: Option<i64>) -> Flow {
+        let joined = json!({"type": "JOINED_THREAD", "threadId": thread_id});
+        if self.joined.contains_key(thread_id) {
+            return self.send_json(socket, joined).await;
+        }
+        if self.joined.len() >= MAX_JOINED {
+            return self
+                .error(
+                    socket,
+                    Some("TOO_MANY_THREADS"),
+                    Some(thread_id),
+                    "Too many threads joined",
+                )
+                .await;
+        }
+        let state = self.state.clone();
+        let answer = authz::authorize(
+            &state.hub.authz,
+            &state.messaging,
+            &self.who.user_id,
+            &self.who.access_token,
+            thread_id,
+        )
+        .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), %thread_id, "authorization unavailable");
+                return self
+                    .error(
+                        socket,
+                        Some("UNAVAILABLE"),
+                        Some(thread_id),
+                        "Try again later",
+                    )
+                    .await;
+            }
+        };
+        if !answer.visible {
+            return self
+                .error(
+                    socket,
+                    Some("NOT_FOUND"),
+                    Some(thread_id),
+                    "Thread not found",
+                )
+                .await;
+        }
+        if !answer.allowed {
+            return self
+                .error(socket, Some("FORBIDDEN"), Some(thread_id), "Forbidden")
+                .await;
+        }
+        let thread: Arc<str> = thread_id.into();
+        if let Err(error) = state.hub.join(&thread, self.id).await {
+            tracing::warn!(%error, "thread subscription failed");
+            return self
+                .error(
+                    socket,
+                    Some("UNAVAILABLE"),
+                    Some(thread_id),
+                    "Try again later",
+                )
+                .await;
+        }
+        self.joined.insert(
+            thread.clone(),
+            Joined {
+                channel_id: answer.channel_id,
+                cursor: None,
+            },
+        );
+        if let Some(since) = since {
+            let cursor = self.replay(socket, &thread, since.max(0)).await?;
+            if let Some(joined) = self.joined.get_mut(&thread) {
+                joined.cursor = Some(cursor);
+            }
+        }
+        self.send_json(socket, joined).await
+    }
+
+    /// Sends every stored event after `since` (or RESYNC_REQUIRED when that is too far back);
+    /// returns the cursor live delivery continues from.
+    async fn replay(
+        &mut self,
+        socket: &mut WebSocket,
+        thread: &str,
+        since: i64,
+    ) -> Result<i64, Close> {
+        let mut after = since;
+        let mut first_page = true;
+        loop {
+            let page = self.list_events(thread, after, PAGE).await;
+            let Some(page) = page else {
+                return Ok(after);
+            };
+            if first_page {
+                first_page = false;
+                let behind = page.last_seq - since;
+                let pruned = page.first_seq > since + 1 && page.last_seq > since;
+                if behind > self.state.config.resume_max_events || pruned {
+                    self.send_json(
+                        socket,
+                        json!({"type": "RESYNC_REQUIRED", "threadId": thread, "lastSeq": page.last_seq}),
+                    )
+                    .await?;
+                    return Ok(page.last_seq);
+                }
+            }
+            let count = page.events.len();
+            for event in page.events {
+                if event.seq > after {
+                    self.send_bytes(socket, Bytes::from(event.frame)).await?;
+                    after = event.seq;
+                }
+            }
+            if count == 0 || after >= page.last_seq {
+                return Ok(after);
+            }
+        }
+    }
+
+    async fn list_events(
+        &self,
+        thread: &str,
+        after: i64,
+        limit: i32,
+    ) -> Option<hilo_proto::messaging::v1::ListThreadEventsResponse> {
+        let request = hilo_kit::grpc::request(
+            ListThreadEventsRequest {
+                thread_id: thread.to_owned(),
+                after_seq: after,
+                limit,
+            },
+            Some(&self.who.access_token),
+            None,
+        );
+        match self
+            .state
+            .messaging
+            .clone()
+            .list_thread_events(request)
+            .await
+        {
+            Ok(reply) => Some(reply.into_inner()),
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), %thread, "ListThreadEvents failed");
+                None
+            }
+        }
+    }
+
+    async fn deliver(&mut self, socket: &mut WebSocket, delivery: Delivery) -> Flow {
+        match delivery {
+            Delivery::Event(thread, event) => self.deliver_event(socket, thread, event).await,
+            Delivery::Typing(frame) => self.send_bytes(socket, frame).await,
+            Delivery::ChannelLost(channel) => {
+                let lost: Vec<Arc<str>> = self
+                    .joined
+                    .iter()
+                    .filter(|(_, j)| *j.channel_id == *channel)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for thread in lost {
+                    self.joined.remove(&thread);
+                    self.state.hub.leave(&thread, self.id).await;
+                    self.send_json(
+                        socket,
+                        json!({"type": "LEFT_THREAD", "threadId": &*thread, "code": "FORBIDDEN"}),
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Forwards a live event once, in `seq` order: older ones are duplicates (already replayed),
+    /// and a jump fetches the missing range first.
+    async fn deliver_event(
+        &mut self,
+        socket: &mut WebSocket,
+        thread: Arc<str>,
+        event: Arc<Event>,
+    ) -> Flow {
+        let Some(cursor) = self.joined.get(&thread).map(|j| j.cursor) else {
+            return Ok(());
+        };
+        if let Some(cursor) = cursor {
+            if event.seq <= cursor {
+                return Ok(());
+            }
+            let mut after = cursor;
+            while event.seq > after + 1 {
+                let missing = (event.seq - after - 1).min(i64::from(PAGE)) as i32;
+                let Some(page) = self.list_events(&thread, after, missing).await else {
+                    break;
+                };
+                let before = after;
+                for stored in page.events {
+                    if stored.seq > after && stored.seq < event.seq {
+                        self.send_bytes(socket, Bytes::from(stored.frame)).await?;
+                        after = stored.seq;
+                    }
+                }
+                if after == before {
+                    break;
+                }
+            }
+        }
+        self.send_bytes(socket, event.frame.clone()).await?;
+        if let Some(joined) = self.joined.get_mut(&thread) {
+            joined.cursor = Some(event.seq);
+        }
+        Ok(())
+    }
+
+    /// Checks the session is still valid (sign-out, revocation) and refreshes the access
+    /// token used for messaging calls. An accounts outage keeps the socket.
+    async fn revalidate(&mut self) -> Flow {
+        match hilo_kit::session::access_token(
+            &self.state.accounts,
+            &self.state.redis,
+            &self.who.session_token,
+            None,
+        )
+        .await
+        {
+            Ok(Some((_, token))) => {
+                self.who.access_token = token;
+                Ok(())
+            }
+            Ok(None) => Err(Some((1008, "session ended"))),
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), "session check unavailable");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `GET /ws`: the upgrade. In order: no upgrade -> 426; an untrusted `Origin` -> 403 (no
+//! `Origin` at all is a native app and allowed); no valid session -> 401; then the socket is
+//! accepted with small buffers and handed to [`crate::session`].
+
+use axum::{
+    extract::{
+        State,
+        ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
+    http::{HeaderMap, StatusCode, header},
+    response::Response,
+};
+use hilo_kit::session::{access_token, is_trusted};
+
+use crate::{app::AppState, error::error, session};
+
+/// The upgrade handler.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return error(
+            StatusCode::UPGRADE_REQUIRED,
+            "UPGRADE_REQUIRED",
+            "Expected websocket",
+        );
+    };
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !is_trusted(origin, &state.trusted_origins) {
+            return error(StatusCode::FORBIDDEN, "FORBIDDEN", "Origin not allowed");
+        }
+    }
+    if state.shutdown.is_cancelled() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "Shutting down",
+        );
+    }
+    let Some(token) = state.cookies.token(&headers) else {
+        return unauthorized();
+    };
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    let (user_id, access_token) =
+        match access_token(&state.accounts, &state.redis, &token, request_id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return unauthorized(),
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), "session exchange failed");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "Try again later",
+                );
+            }
+        };
+    tracing::Span::current().record("user_id", user_id.as_str());
+    let who = session::Who {
+        user_id: user_id.into(),
+        session_token: token,
+        access_token,
+    };
+    let config = &state.config;
+    // Frames above the limit are read (up to 4x) and answered with close 1009 by the session.
+    let cap = config.max_frame_bytes.saturating_mul(4);
+    let guard = state.sockets.token();
+    ws.read_buffer_size(config.ws_read_buffer)
+        .write_buffer_size(0)
+        .max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| async move {
+            let _guard = guard;
+            session::run(socket, state, who).await;
+        })
+}
+
+fn unauthorized() -> Response {
+    error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized")
+}
