@@ -21,6 +21,10 @@ use tokio::process::{Child, Command};
 pub struct Options {
     /// Number of gateway replicas (all share Redis and accounts).
     pub gateways: usize,
+    /// Number of realtime replicas (all share NATS and Redis).
+    pub realtimes: usize,
+    /// gRPC URL of a messaging service to use instead of starting one (tests: a stub).
+    pub messaging_url: Option<String>,
     /// `AUTH_RATE_LIMIT` of the gateways.
     pub auth_rate_limit: String,
     /// Fixed ports (gateway, accounts); `None` picks free ones.
@@ -38,6 +42,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             gateways: 1,
+            realtimes: 0,
+            messaging_url: None,
             auth_rate_limit: "off".to_owned(),
             gateway_port: None,
             accounts_port: None,
@@ -52,6 +58,8 @@ impl Default for Options {
 pub struct Stack {
     /// Base URLs of the gateways (`http://127.0.0.1:PORT`).
     pub gateways: Vec<String>,
+    /// Base URLs of the realtime replicas (`ws://127.0.0.1:PORT`).
+    pub realtimes: Vec<String>,
     /// gRPC URL of accounts.
     pub accounts: String,
     /// gRPC URL of channels.
@@ -79,6 +87,7 @@ impl Stack {
         let private_key_pem = keygen(&bin).await?;
         let mut stack = Self {
             gateways: Vec::new(),
+            realtimes: Vec::new(),
             accounts: String::new(),
             channels: String::new(),
             nats_url: infra.nats_url.clone(),
@@ -117,9 +126,33 @@ impl Stack {
             .take(40)
             .map(char::from)
             .collect();
-        for i in 0..options.gateways.max(1) {
-            let port = if i == 0 { options.gateway_port } else { None };
-            let gateway_addr = addr(port)?;
+        let gateway_addrs = (0..options.gateways.max(1))
+            .map(|i| addr(if i == 0 { options.gateway_port } else { None }))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let public_url = format!("http://{}", gateway_addrs[0]);
+        let messaging = options
+            .messaging_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:1".to_owned());
+        for i in 0..options.realtimes {
+            let listen = addr(None)?;
+            let mut env = vec![
+                ("LISTEN_ADDR".to_owned(), listen.to_string()),
+                ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+                ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
+                ("MESSAGING_URL".to_owned(), messaging.clone()),
+                ("NATS_URL".to_owned(), infra.nats_url.clone()),
+                ("REDIS_URL".to_owned(), infra.redis_url.clone()),
+                ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
+                ("BETTER_AUTH_URL".to_owned(), public_url.clone()),
+                ("SESSION_CHECK_SECS".to_owned(), "1".to_owned()),
+            ];
+            env.extend(options.env.iter().cloned());
+            stack.spawn(&bin, "hilo-realtime", &format!("realtime-{i}"), &env)?;
+            wait_tcp(listen, &mut stack).await?;
+            stack.realtimes.push(format!("ws://{listen}"));
+        }
+        for (i, gateway_addr) in gateway_addrs.into_iter().enumerate() {
             let url = format!("http://{gateway_addr}");
             let mut env = vec![
                 ("LISTEN_ADDR".to_owned(), gateway_addr.to_string()),
@@ -134,6 +167,12 @@ impl Stack {
                     options.auth_rate_limit.clone(),
                 ),
             ];
+            if let Some(realtime) = stack.realtimes.get(i % stack.realtimes.len().max(1)) {
+                env.push((
+                    "REALTIME_URL".to_owned(),
+                    realtime.replace("ws://", "http://"),
+                ));
+            }
             env.extend(options.env.iter().cloned());
             stack.spawn(&bin, "hilo-gateway", &format!("gateway-{i}"), &env)?;
             wait_tcp(gateway_addr, &mut stack).await?;
@@ -169,6 +208,34 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Sends `signal` (`KILL`, `TERM`) to realtime replica `i` (tests of failover and drain).
+    pub async fn signal_realtime(&mut self, i: usize, signal: &str) -> anyhow::Result<()> {
+        let name = format!("realtime-{i}");
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .with_context(|| format!("no {name}"))?;
+        let pid = child.id().context("already exited")?;
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await?;
+        Ok(())
+    }
+
+    /// Waits for realtime replica `i` to exit; its exit status.
+    pub async fn wait_realtime(&mut self, i: usize) -> anyhow::Result<std::process::ExitStatus> {
+        let name = format!("realtime-{i}");
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .with_context(|| format!("no {name}"))?;
+        Ok(child.wait().await?)
     }
 
     /// Asks every process to stop (SIGTERM), then waits for them.
@@ -241,6 +308,11 @@ impl Stack {
         self.children.push((name.to_owned(), child));
         Ok(())
     }
+}
+
+/// The NATS URL of the infrastructure (tests that publish or stand in for a service).
+pub fn infra_nats_url() -> anyhow::Result<String> {
+    Ok(Infra::load()?.nats_url)
 }
 
 /// The infrastructure's addresses, from the environment or `scripts/dev-up.sh`'s env file.

@@ -133,7 +133,7 @@ impl Hub {
             .nats
             .subscribe(format!("{TYPING_PREFIX}{thread_id}"))
             .await?;
-        self.nats.flush().await?;
+        self.sync().await?;
         let entry = Arc::new(ThreadEntry::default());
         lock(&entry.sockets).insert(id, socket);
         let pump = tokio::spawn(pump(
@@ -146,6 +146,32 @@ impl Hub {
         .abort_handle();
         threads.insert(thread_id.clone(), Subscription { entry, pump });
         metrics::gauge!("realtime_thread_subscriptions").increment(1.0);
+        Ok(())
+    }
+
+    /// A round trip through the NATS server on this connection: the server handles a
+    /// connection's commands in order, so when the echo comes back every earlier SUB is live
+    /// (a plain flush only empties the local buffer).
+    async fn sync(&self) -> anyhow::Result<()> {
+        self.nats.request(self.echo_subject(), Bytes::new()).await?;
+        Ok(())
+    }
+
+    fn echo_subject(&self) -> String {
+        format!("hilo.realtime.echo.{}", self.replica)
+    }
+
+    /// Answers this replica's own [`Hub::sync`] requests.
+    async fn serve_echo(&self) -> anyhow::Result<()> {
+        let mut echo = self.nats.subscribe(self.echo_subject()).await?;
+        let nats = self.nats.clone();
+        tokio::spawn(async move {
+            while let Some(message) = echo.next().await {
+                if let Some(reply) = message.reply {
+                    let _ = nats.publish(reply, Bytes::new()).await;
+                }
+            }
+        });
         Ok(())
     }
 
@@ -191,9 +217,11 @@ impl Hub {
     }
 
     /// Follows membership events for the life of the process: a removed member or a deleted
-    /// channel loses its cached authorizations and its sockets' subscriptions at once.
+    /// channel loses its cached authorizations and its sockets' subscriptions at once. Also
+    /// starts the echo that [`Hub::join`] uses to know a subscription is live.
     pub async fn follow_membership(self: Arc<Self>) -> anyhow::Result<()> {
         use hilo_proto::subjects::{CHANNEL_DELETED, MEMBER_REMOVED};
+        self.serve_echo().await?;
         let removed = self.nats.subscribe(MEMBER_REMOVED).await?;
         let deleted = self.nats.subscribe(CHANNEL_DELETED).await?;
         let mut both = futures_util::stream::select(removed, deleted);

@@ -1,0 +1,415 @@
+//! Realtime end to end: two realtime replicas (and two gateways) against one Redis and NATS,
+//! with messaging stood in by a test server that stores and publishes events exactly as
+//! messaging does. Every frame received is validated against `proto/frames`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "common/ws.rs"]
+mod ws;
+
+use std::time::Duration;
+
+use common::{ORIGIN, User, sign_up};
+use futures_util::SinkExt as _;
+use hilo_e2e::{Options, Stack};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use ws::{FakeMessaging, Next, assert_silent, frame, join, next, open, send};
+
+async fn start(env: &[(&str, &str)]) -> (Stack, FakeMessaging) {
+    let (fake, url) = FakeMessaging::start(&hilo_e2e::infra_nats_url().unwrap()).await;
+    let stack = common::stack_with(Options {
+        gateways: 2,
+        realtimes: 2,
+        messaging_url: Some(url),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Options::default()
+    })
+    .await;
+    (stack, fake)
+}
+
+fn seq(frame: &Value) -> i64 {
+    frame["seq"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn realtime_upgrade_refusals_and_origin() {
+    let (stack, _fake) = start(&[]).await;
+    let rt = &stack.realtimes[0];
+    let user = sign_up(stack.gateway(), "Ana").await;
+    // No upgrade: 426 in the API's error shape.
+    let plain = common::http()
+        .get(format!("{}/ws", rt.replace("ws://", "http://")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 426);
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!(body["code"], "UPGRADE_REQUIRED");
+    // No session: 401; a bad origin: 403 (even with a session).
+    assert_eq!(ws::connect(rt, &[]).await.err(), Some(401));
+    let bearer = user.bearer();
+    assert_eq!(
+        ws::connect(
+            rt,
+            &[
+                ("authorization", &bearer),
+                ("origin", "https://evil.example")
+            ]
+        )
+        .await
+        .err(),
+        Some(403)
+    );
+    // A trusted origin with the cookie, and no origin at all (native apps), are accepted.
+    assert!(
+        ws::connect(rt, &[("cookie", &user.cookie), ("origin", ORIGIN)])
+            .await
+            .is_ok()
+    );
+    assert!(ws::connect(rt, &[("authorization", &bearer)]).await.is_ok());
+}
+
+#[tokio::test]
+async fn realtime_fanout_across_replicas_per_socket_and_typing() {
+    let (stack, fake) = start(&[]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let (t1, t2) = (fake.thread("c1", &[&ana.id]), fake.thread("c1", &[&ana.id]));
+    // Two sockets of one user on two replicas, each joining its own thread.
+    let mut a = open(&stack.realtimes[0], &ana.bearer()).await;
+    let mut b = open(&stack.realtimes[1], &ana.bearer()).await;
+    assert_eq!(
+        join(&mut a, &t1, None).await.last().unwrap()["type"],
+        "JOINED_THREAD"
+    );
+    assert_eq!(
+        join(&mut b, &t2, None).await.last().unwrap()["type"],
+        "JOINED_THREAD"
+    );
+    let posted = fake.post(&t1, "hello one").await;
+    assert_eq!(frame(&mut a).await, posted, "the full frame, byte for byte");
+    let posted = fake.post(&t2, "hello two").await;
+    assert_eq!(frame(&mut b).await, posted);
+    assert_silent(&mut a, Duration::from_millis(300)).await;
+    assert_silent(&mut b, Duration::from_millis(300)).await;
+
+    // Typing reaches the thread's other subscribers (another replica too), not the sender.
+    assert_eq!(
+        join(&mut b, &t1, None).await.last().unwrap()["type"],
+        "JOINED_THREAD"
+    );
+    send(&mut a, json!({"type": "TYPING", "threadId": t1})).await;
+    let typing = frame(&mut b).await;
+    assert_eq!(
+        typing,
+        json!({"type": "TYPING", "threadId": t1, "userId": ana.id})
+    );
+    assert_silent(&mut a, Duration::from_millis(300)).await;
+
+    // Leaving stops delivery to that socket only.
+    send(&mut b, json!({"type": "LEAVE_THREAD", "threadId": t1})).await;
+    assert_eq!(frame(&mut b).await["type"], "LEFT_THREAD");
+    let posted = fake.post(&t1, "after leave").await;
+    assert_eq!(frame(&mut a).await, posted);
+    assert_silent(&mut b, Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn realtime_unauthorized_join_gets_error_and_never_frames() {
+    let (stack, fake) = start(&[]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let eve = sign_up(stack.gateway(), "Eve").await;
+    let thread = fake.thread("c1", &[&ana.id]);
+    let mut socket = open(&stack.realtimes[0], &eve.bearer()).await;
+    let refused = join(&mut socket, &thread, Some(0)).await;
+    assert_eq!(refused.len(), 1, "no replay for a refused join");
+    assert_eq!(refused[0]["type"], "ERROR");
+    assert_eq!(refused[0]["code"], "FORBIDDEN");
+    let unknown = join(&mut socket, "no-such-thread", None).await;
+    assert_eq!(unknown[0]["code"], "NOT_FOUND");
+    fake.post(&thread, "secret").await;
+    send(&mut socket, json!({"type": "TYPING", "threadId": thread})).await;
+    assert_eq!(frame(&mut socket).await["code"], "NOT_JOINED");
+    assert_silent(&mut socket, Duration::from_millis(500)).await;
+}
+
+#[tokio::test]
+async fn realtime_resume_on_another_replica_loses_and_duplicates_nothing() {
+    let (mut stack, fake) = start(&[]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let thread = fake.thread("c1", &[&ana.id]);
+    let mut socket = open(&stack.realtimes[0], &ana.bearer()).await;
+    join(&mut socket, &thread, None).await;
+    const TOTAL: i64 = 200;
+    let publisher = {
+        let (fake, thread) = (fake.clone(), thread.clone());
+        tokio::spawn(async move {
+            for i in 0..TOTAL {
+                fake.post(&thread, &format!("m{i}")).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 40 {
+        seen.push(seq(&frame(&mut socket).await));
+    }
+    stack.signal_realtime(0, "KILL").await.unwrap();
+    while let Next::Frame(f) = next(&mut socket, Duration::from_secs(5)).await {
+        seen.push(seq(&f));
+    }
+    let last = *seen.last().unwrap();
+    let mut socket = open(&stack.realtimes[1], &ana.bearer()).await;
+    for f in join(&mut socket, &thread, Some(last)).await {
+        if f["type"] == "NEW_MESSAGE" {
+            seen.push(seq(&f));
+        }
+    }
+    while *seen.last().unwrap() < TOTAL {
+        seen.push(seq(&frame(&mut socket).await));
+    }
+    publisher.await.unwrap();
+    assert_eq!(
+        seen,
+        (1..=TOTAL).collect::<Vec<_>>(),
+        "every seq once, in order"
+    );
+}
+
+#[tokio::test]
+async fn realtime_gaps_are_fetched_and_old_resumes_resync() {
+    let (stack, fake) = start(&[("RESUME_MAX_EVENTS", "5")]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let thread = fake.thread("c1", &[&ana.id]);
+    let mut socket = open(&stack.realtimes[0], &ana.bearer()).await;
+    join(&mut socket, &thread, Some(0)).await;
+    // Seq 1 live; 2 and 3 stored but their publications lost; 4 live -> 2, 3 fetched first.
+    fake.post(&thread, "one").await;
+    fake.store(&thread, "two");
+    fake.store(&thread, "three");
+    fake.post(&thread, "four").await;
+    let got: Vec<i64> = [(); 4].iter().map(|_| 0).collect::<Vec<_>>();
+    let mut seqs = got;
+    for s in &mut seqs {
+        *s = seq(&frame(&mut socket).await);
+    }
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    // Further back than RESUME_MAX_EVENTS: RESYNC_REQUIRED, then live.
+    for i in 0..6 {
+        fake.store(&thread, &format!("more {i}"));
+    }
+    let mut other = open(&stack.realtimes[1], &ana.bearer()).await;
+    let frames = join(&mut other, &thread, Some(1)).await;
+    assert_eq!(
+        frames[0],
+        json!({"type": "RESYNC_REQUIRED", "threadId": thread, "lastSeq": 10})
+    );
+    assert_eq!(frames[1]["type"], "JOINED_THREAD");
+    // Within the budget: exactly the missing events, then JOINED_THREAD.
+    let mut near = open(&stack.realtimes[1], &ana.bearer()).await;
+    let frames = join(&mut near, &thread, Some(7)).await;
+    let replayed: Vec<i64> = frames
+        .iter()
+        .filter(|f| f["seq"].is_i64())
+        .map(seq)
+        .collect();
+    assert_eq!(replayed, vec![8, 9, 10]);
+}
+
+#[tokio::test]
+async fn realtime_slow_consumer_is_closed_1008_others_keep_receiving() {
+    let (stack, fake) = start(&[("SEND_QUEUE", "64")]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let thread = fake.thread("c1", &[&ana.id]);
+    let mut slow = open(&stack.realtimes[0], &ana.bearer()).await;
+    let mut fast = open(&stack.realtimes[0], &ana.bearer()).await;
+    join(&mut slow, &thread, None).await;
+    join(&mut fast, &thread, None).await;
+    let big = "x".repeat(16 * 1024);
+    const TOTAL: usize = 1500;
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < TOTAL {
+            match next(&mut fast, Duration::from_secs(10)).await {
+                Next::Frame(_) => n += 1,
+                other => panic!("the fast socket suffered: {other:?}"),
+            }
+        }
+        n
+    });
+    for i in 0..TOTAL {
+        fake.post(&thread, &format!("{i}{big}")).await;
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    assert_eq!(reader.await.unwrap(), TOTAL);
+    // The slow socket now drains what the kernel held, then finds its end: the close frame
+    // when the server could still write it, else the connection closed under it.
+    let mut received = 0;
+    let mut close = None;
+    loop {
+        match next(&mut slow, Duration::from_secs(5)).await {
+            Next::Frame(_) => received += 1,
+            Next::Closed(c) => {
+                close = Some(c);
+                break;
+            }
+            Next::Timeout => break,
+        }
+    }
+    let close = close.expect("the slow socket was closed");
+    assert!(received < TOTAL, "the slow socket did not get everything");
+    if let Some((code, reason)) = close {
+        assert_eq!(code, 1008);
+        assert!(reason.contains("overflow"), "{reason}");
+    }
+    let logs = stack.logs().unwrap();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"code\":1008") && l.contains("send queue overflow")),
+        "the server closed it with 1008"
+    );
+}
+
+#[tokio::test]
+async fn realtime_malformed_binary_and_oversized_frames() {
+    let (stack, _fake) = start(&[]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let mut socket = open(&stack.realtimes[0], &ana.bearer()).await;
+    let cases: Vec<(Message, &str)> = vec![
+        (
+            Message::binary(vec![1, 2, 3]),
+            "Binary messages not supported",
+        ),
+        (Message::text("{not json"), "Invalid JSON"),
+        (Message::text("null"), "Unknown message type: undefined"),
+        (
+            Message::text(r#"{"threadId":"x"}"#),
+            "Unknown message type: undefined",
+        ),
+        (
+            Message::text(r#"{"type":"NOPE"}"#),
+            "Unknown message type: NOPE",
+        ),
+        (
+            Message::text(r#"{"type":"JOIN_THREAD"}"#),
+            "threadId is required",
+        ),
+        (
+            Message::text(r#"{"type":"LEAVE_THREAD","threadId":""}"#),
+            "threadId is required",
+        ),
+    ];
+    for (message, expected) in cases {
+        socket.send(message).await.unwrap();
+        let reply = frame(&mut socket).await;
+        assert_eq!(reply, json!({"type": "ERROR", "message": expected}));
+    }
+    assert!(!ws::client_frame_is_valid(&json!({"type": "JOIN_THREAD"})));
+    assert!(ws::client_frame_is_valid(
+        &json!({"type": "JOIN_THREAD", "threadId": "t", "sinceSeq": 3})
+    ));
+    socket
+        .send(Message::text(format!(
+            r#"{{"type":"JOIN_THREAD","threadId":"{}"}}"#,
+            "x".repeat(70 * 1024)
+        )))
+        .await
+        .unwrap();
+    match next(&mut socket, Duration::from_secs(5)).await {
+        Next::Closed(Some((code, _))) => assert_eq!(code, 1009),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    // The replica is alive and well.
+    let mut again = open(&stack.realtimes[0], &ana.bearer()).await;
+    send(&mut again, json!({"type": "LEAVE_THREAD", "threadId": "t"})).await;
+    assert_eq!(frame(&mut again).await["type"], "LEFT_THREAD");
+}
+
+#[tokio::test]
+async fn realtime_sign_out_and_membership_loss_end_delivery() {
+    let (stack, fake) = start(&[]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let bob: User = sign_up(stack.gateway(), "Bob").await;
+    let thread = fake.thread("chan-x", &[&ana.id, &bob.id]);
+    let mut a = open(&stack.realtimes[0], &ana.bearer()).await;
+    let mut b = open(&stack.realtimes[1], &bob.bearer()).await;
+    join(&mut a, &thread, None).await;
+    join(&mut b, &thread, None).await;
+    // Bob removed from the channel: his socket leaves the thread at once.
+    let removed =
+        json!({"type": "member.removed", "id": "e1", "channelId": "chan-x", "userId": bob.id});
+    fake.nats()
+        .publish(
+            hilo_proto::subjects::MEMBER_REMOVED,
+            removed.to_string().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        frame(&mut b).await,
+        json!({"type": "LEFT_THREAD", "threadId": thread, "code": "FORBIDDEN"})
+    );
+    let posted = fake.post(&thread, "bob is gone").await;
+    assert_eq!(frame(&mut a).await, posted);
+    assert_silent(&mut b, Duration::from_millis(300)).await;
+    // Ana signs out: her socket is closed.
+    let (status, _) = common::call(
+        reqwest::Method::POST,
+        format!("{}/api/auth/sign-out", stack.gateways[1]),
+        Some(&ana),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    match next(&mut a, Duration::from_secs(5)).await {
+        Next::Closed(Some((code, reason))) => {
+            assert_eq!(code, 1008);
+            assert_eq!(reason, "session ended");
+        }
+        other => panic!("expected the socket closed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn realtime_trace_continues_from_nats_and_sigterm_closes_1012() {
+    let (mut stack, fake) = start(&[]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let thread = fake.thread("c1", &[&ana.id]);
+    let mut socket = open(&stack.realtimes[0], &ana.bearer()).await;
+    join(&mut socket, &thread, None).await;
+    let trace_id = format!("{:032x}", rand::random::<u128>() | 1);
+    let frame_ = fake.store(&thread, "traced");
+    fake.publish(
+        &thread,
+        seq(&frame_),
+        Some(&format!("00-{trace_id}-00f067aa0ba902b7-01")),
+    )
+    .await;
+    assert_eq!(frame(&mut socket).await, frame_);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = stack.logs().unwrap();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&trace_id) && l.contains("thread event fanned out")),
+        "the delivery span continues the publisher's trace"
+    );
+    stack.signal_realtime(0, "TERM").await.unwrap();
+    match next(&mut socket, Duration::from_secs(5)).await {
+        Next::Closed(Some((code, reason))) => {
+            assert_eq!(code, 1012);
+            assert_eq!(reason, "reconnect");
+        }
+        other => panic!("expected 1012, got {other:?}"),
+    }
+    let status = tokio::time::timeout(Duration::from_secs(10), stack.wait_realtime(0))
+        .await
+        .expect("exits within the grace period")
+        .unwrap();
+    assert!(status.success());
+}
