@@ -36,6 +36,8 @@ pub struct Options {
     pub log_dir: Option<PathBuf>,
     /// Extra environment for every service.
     pub env: Vec<(String, String)>,
+    /// NATS for messaging only (a test's own server, to stop and restart); default: the infra's.
+    pub messaging_nats_url: Option<String>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             database: None,
             log_dir: None,
             env: Vec::new(),
+            messaging_nats_url: None,
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct Stack {
     pub accounts: String,
     /// gRPC URL of channels.
     pub channels: String,
+    /// gRPC URL of messaging.
+    pub messaging: String,
     /// NATS URL of the infrastructure.
     pub nats_url: String,
     /// The database this stack uses.
@@ -90,6 +95,7 @@ impl Stack {
             realtimes: Vec::new(),
             accounts: String::new(),
             channels: String::new(),
+            messaging: String::new(),
             nats_url: infra.nats_url.clone(),
             database_url,
             private_key_pem,
@@ -121,6 +127,20 @@ impl Stack {
             .start_service(&bin, "hilo-channels", "channels", None, channels_env)
             .await?;
 
+        let messaging_nats = options
+            .messaging_nats_url
+            .clone()
+            .unwrap_or_else(|| infra.nats_url.clone());
+        let mut messaging_env = vec![
+            ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
+            ("CHANNELS_URL".to_owned(), stack.channels.clone()),
+            ("NATS_URL".to_owned(), messaging_nats),
+        ];
+        messaging_env.extend(options.env.iter().cloned());
+        stack.messaging = stack
+            .start_service(&bin, "hilo-messaging", "messaging", None, messaging_env)
+            .await?;
+
         let secret: String = rand::rng()
             .sample_iter(&Alphanumeric)
             .take(40)
@@ -133,7 +153,7 @@ impl Stack {
         let messaging = options
             .messaging_url
             .clone()
-            .unwrap_or_else(|| "http://127.0.0.1:1".to_owned());
+            .unwrap_or_else(|| stack.messaging.clone());
         for i in 0..options.realtimes {
             let listen = addr(None)?;
             let mut env = vec![
@@ -159,6 +179,7 @@ impl Stack {
                 ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
                 ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
                 ("CHANNELS_URL".to_owned(), stack.channels.clone()),
+                ("MESSAGING_URL".to_owned(), stack.messaging.clone()),
                 ("REDIS_URL".to_owned(), infra.redis_url.clone()),
                 ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
                 ("BETTER_AUTH_URL".to_owned(), url.clone()),

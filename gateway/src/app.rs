@@ -14,6 +14,7 @@ use hilo_kit::{admin, grpc, shutdown::CancellationToken, telemetry};
 use hilo_proto::{
     accounts::v1::accounts_service_client::AccountsServiceClient,
     channels::v1::channels_service_client::ChannelsServiceClient,
+    messaging::v1::messaging_service_client::MessagingServiceClient,
 };
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -41,6 +42,7 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub accounts: AccountsServiceClient<Channel>,
     pub channels: ChannelsServiceClient<Channel>,
+    pub messaging: MessagingServiceClient<Channel>,
     /// Health of each service, by name, for `/readyz`.
     pub health: Vec<(&'static str, HealthClient<Channel>)>,
     pub redis: redis::aio::ConnectionManager,
@@ -73,6 +75,7 @@ impl App {
         let secret = config.secret()?;
         let accounts = grpc::connect(&config.accounts_url)?;
         let channels = grpc::connect(&config.channels_url)?;
+        let messaging = grpc::connect(&config.messaging_url)?;
         let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
         let redis = redis::aio::ConnectionManager::new(redis)
             .await
@@ -80,9 +83,11 @@ impl App {
         let state = AppState(Arc::new(Shared {
             accounts: AccountsServiceClient::new(accounts.clone()),
             channels: ChannelsServiceClient::new(channels.clone()),
+            messaging: MessagingServiceClient::new(messaging.clone()),
             health: vec![
                 ("accounts", HealthClient::new(accounts)),
                 ("channels", HealthClient::new(channels)),
+                ("messaging", HealthClient::new(messaging)),
             ],
             redis,
             cookies: Cookies::new(&secret, config.secure_prefix(), config.production()),

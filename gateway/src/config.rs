@@ -22,6 +22,9 @@ pub struct Config {
     /// gRPC address of the channels service.
     #[arg(long, env = "CHANNELS_URL", default_value = "http://127.0.0.1:50052")]
     pub channels_url: String,
+    /// gRPC address of the messaging service.
+    #[arg(long, env = "MESSAGING_URL", default_value = "http://127.0.0.1:50053")]
+    pub messaging_url: String,
     /// Redis URL: rate limits and the session -> access-token cache, shared by all replicas.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: String,

@@ -25,6 +25,7 @@ pub mod messaging {
     }
 }
 
+pub mod frames;
 pub mod subjects;
 
 /// Encoded `FileDescriptorSet` of every Hilo proto, served by gRPC reflection.

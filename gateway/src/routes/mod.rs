@@ -5,8 +5,10 @@ pub mod accounts;
 pub mod auth;
 pub mod channels;
 pub mod members;
+pub mod messages;
 pub mod meta;
 pub mod oauth;
+pub mod threads;
 pub mod users;
 
 use utoipa::OpenApi;
@@ -39,6 +41,8 @@ pub fn query_number(field: &str, raw: Option<&str>, default: i64) -> ApiResult<i
         (name = "users", description = "Users and their profiles"),
         (name = "channels", description = "Channels and invites"),
         (name = "members", description = "Channel membership and roles"),
+        (name = "threads", description = "Threads of a channel"),
+        (name = "messages", description = "Messages of a thread"),
     )
 )]
 struct ApiDoc;
@@ -52,6 +56,8 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(channels::router())
         .merge(members::router())
+        .merge(threads::router())
+        .merge(messages::router())
         .split_for_parts()
 }
 

@@ -44,7 +44,7 @@ impl App {
             pool,
             verifier,
             accounts,
-            relay: outbox::Relay::default(),
+            relay: outbox::Relay::new("outbox"),
         };
         Ok(Self {
             config,

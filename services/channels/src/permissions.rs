@@ -33,7 +33,9 @@ impl Role {
 /// Something a user may try to do in a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// See the channel (and, in messaging, its threads and messages).
+    /// See the channel itself (name, description, ...).
+    See,
+    /// Read its threads and messages.
     Read,
     /// List members and read their roles.
     ListMembers,
@@ -70,12 +72,12 @@ pub fn decide(role: Option<Role>, is_private: bool, action: Action) -> Decision 
     let Some(role) = role else {
         return match (is_private, action) {
             (true, _) => Decision::Hidden,
-            (false, Action::Read) => Decision::Allow,
+            (false, Action::See) => Decision::Allow,
             (false, _) => Decision::Deny,
         };
     };
     let allowed = match action {
-        Action::Read | Action::ListMembers | Action::Post => true,
+        Action::See | Action::Read | Action::ListMembers | Action::Post => true,
         Action::Administer => role == Role::Admin,
         Action::RemoveMember { target_is_self } => target_is_self || role == Role::Admin,
         Action::UpdateThread { is_creator } | Action::ArchiveThread { is_creator } => {

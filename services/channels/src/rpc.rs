@@ -183,7 +183,7 @@ impl ChannelsRpc {
 
     async fn get(&self, caller: Caller, channel_id: String) -> Result<pb::GetChannelResponse> {
         let (_, access) = self.access(&channel_id, &caller).await?;
-        authorize(&access, &caller, Action::Read)?;
+        authorize(&access, &caller, Action::See)?;
         Ok(pb::GetChannelResponse {
             channel: Some(channel_pb(access.channel)),
         })

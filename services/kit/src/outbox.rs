@@ -2,7 +2,8 @@
 //! transaction as the change it describes, and a relay publishes it to JetStream afterwards,
 //! retrying until the server acknowledges. JetStream de-duplicates by the event id
 //! (`Nats-Msg-Id`), so a relay that crashes between publishing and marking the row still
-//! delivers each event once. Each service keeps its own table:
+//! delivers each event once. Each service keeps its own table (any name; messaging's per-thread
+//! event log is its outbox) with at least these columns:
 //!
 //! ```sql
 //! CREATE TABLE outbox (
@@ -19,16 +20,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Records an event in the current transaction. Call [`Relay::wake`] after commit.
+/// Records an event in the `outbox` table in the current transaction. Call [`Relay::wake`]
+/// after commit.
 pub async fn enqueue(
     tx: &mut PgConnection,
     id: Uuid,
     subject: &str,
     payload: &[u8],
 ) -> sqlx::Result<()> {
-    let mut headers = http::HeaderMap::new();
-    crate::telemetry::inject(&mut headers);
-    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let traceparent = crate::telemetry::traceparent();
     sqlx::query("INSERT INTO outbox (id, subject, payload, traceparent) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(subject)
@@ -40,12 +40,21 @@ pub async fn enqueue(
 }
 
 /// The handle that wakes the relay after a commit.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Relay {
     wake: Arc<Notify>,
+    table: &'static str,
 }
 
 impl Relay {
+    /// A relay for the events of `table` (a fixed name from the service's own code).
+    pub fn new(table: &'static str) -> Self {
+        Self {
+            wake: Arc::default(),
+            table,
+        }
+    }
+
     /// Publish what was just committed without waiting for the next poll.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -54,10 +63,10 @@ impl Relay {
     /// Runs the relay until shutdown: publishes pending rows oldest first, on wake-up or every
     /// second (a committed row whose wake-up was lost, or that failed, is picked up then).
     pub fn spawn(&self, pool: PgPool, js: jetstream::Context, shutdown: CancellationToken) {
-        let wake = self.wake.clone();
+        let (wake, table) = (self.wake.clone(), self.table);
         tokio::spawn(async move {
             loop {
-                match publish_pending(&pool, &js).await {
+                match publish_pending(&pool, &js, table).await {
                     Ok(_) => {}
                     Err(error) => {
                         tracing::warn!(error = %format!("{error:#}"), "outbox relay will retry")
@@ -82,11 +91,15 @@ struct Pending {
 }
 
 /// Publishes up to 100 pending events in order; returns how many went out.
-async fn publish_pending(pool: &PgPool, js: &jetstream::Context) -> anyhow::Result<usize> {
-    let pending: Vec<Pending> = sqlx::query_as(
-        "SELECT id, subject, payload, traceparent FROM outbox WHERE published_at IS NULL \
-         ORDER BY created_at, id LIMIT 100",
-    )
+async fn publish_pending(
+    pool: &PgPool,
+    js: &jetstream::Context,
+    table: &str,
+) -> anyhow::Result<usize> {
+    let pending: Vec<Pending> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, subject, payload, traceparent FROM {table} WHERE published_at IS NULL \
+         ORDER BY created_at, id LIMIT 100"
+    )))
     .fetch_all(pool)
     .await?;
     for event in &pending {
@@ -98,23 +111,43 @@ async fn publish_pending(pool: &PgPool, js: &jetstream::Context) -> anyhow::Resu
         js.publish_with_headers(event.subject.clone(), headers, event.payload.clone().into())
             .await?
             .await?;
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = $1")
-            .bind(event.id)
-            .execute(pool)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET published_at = now() WHERE id = $1"
+        )))
+        .bind(event.id)
+        .execute(pool)
+        .await?;
     }
     Ok(pending.len())
 }
 
-/// Creates (or keeps) the durable stream of cross-service events.
-pub async fn ensure_events_stream(js: &jetstream::Context) -> anyhow::Result<()> {
+/// Creates (or keeps) a durable stream over `subjects` keeping messages for `max_age`, with
+/// the two-minute de-duplication window the relay relies on.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: &str,
+    max_age: Duration,
+) -> anyhow::Result<()> {
     js.get_or_create_stream(jetstream::stream::Config {
-        name: hilo_proto::subjects::EVENTS_STREAM.to_owned(),
-        subjects: vec![hilo_proto::subjects::EVENTS_ALL.to_owned()],
-        max_age: Duration::from_secs(7 * 24 * 3600),
+        name: name.to_owned(),
+        subjects: vec![subjects.to_owned()],
+        max_age,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     })
     .await?;
     Ok(())
+}
+
+/// The durable stream of cross-service events (`chat.events.>`), kept a week.
+pub async fn ensure_events_stream(js: &jetstream::Context) -> anyhow::Result<()> {
+    use hilo_proto::subjects::{EVENTS_ALL, EVENTS_STREAM};
+    ensure_stream(
+        js,
+        EVENTS_STREAM,
+        EVENTS_ALL,
+        Duration::from_secs(7 * 24 * 3600),
+    )
+    .await
 }

@@ -78,6 +78,16 @@ pub fn inject(headers: &mut HeaderMap) {
     global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
 }
 
+/// The current span's W3C `traceparent`, to store with work that is published later.
+pub fn traceparent() -> Option<String> {
+    let mut headers = HeaderMap::new();
+    inject(&mut headers);
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// The span for one incoming HTTP or gRPC request: continues the caller's trace when a
 /// `traceparent` came with it, and records the trace id and request id so every log line of
 /// the request can be joined with its trace.

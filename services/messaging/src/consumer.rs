@@ -1,0 +1,112 @@
+//! What messaging hears from channels: a deleted channel's threads, messages and events are
+//! removed (durable JetStream consumer, so a deletion while messaging was down is handled when
+//! it comes back; deleting twice is harmless), and membership changes drop cached permissions.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, consumer::pull};
+use futures_util::StreamExt as _;
+use hilo_proto::subjects;
+use serde::Deserialize;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{access::Access, db};
+
+/// Name of messaging's durable consumer of channel deletions (shared by its replicas).
+const DURABLE: &str = "messaging-channel-deleted";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelEvent {
+    channel_id: Uuid,
+    user_id: Option<String>,
+}
+
+/// Starts both listeners; they run until shutdown.
+pub async fn spawn(
+    nats: async_nats::Client,
+    pool: PgPool,
+    access: Arc<Access>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let js = jetstream::new(nats.clone());
+    let stream = js.get_stream(subjects::EVENTS_STREAM).await?;
+    let consumer: pull::Stream = stream
+        .get_or_create_consumer(
+            DURABLE,
+            pull::Config {
+                durable_name: Some(DURABLE.to_owned()),
+                filter_subject: subjects::CHANNEL_DELETED.to_owned(),
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await?
+        .messages()
+        .await?;
+    tokio::spawn(delete_channels(
+        consumer,
+        pool,
+        access.clone(),
+        shutdown.clone(),
+    ));
+
+    let mut changes = nats.subscribe("chat.events.>").await?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                next = changes.next() => {
+                    let Some(message) = next else { break };
+                    if let Ok(event) = serde_json::from_slice::<ChannelEvent>(&message.payload) {
+                        access.forget(&event.channel_id.to_string(), event.user_id.as_deref());
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn delete_channels(
+    mut messages: pull::Stream,
+    pool: PgPool,
+    access: Arc<Access>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = messages.next() => next,
+        };
+        let Some(Ok(message)) = next else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let Ok(event) = serde_json::from_slice::<ChannelEvent>(&message.payload) else {
+            tracing::warn!("ignoring a malformed channel.deleted event");
+            let _ = message.ack().await;
+            continue;
+        };
+        access.forget(&event.channel_id.to_string(), None);
+        let deleted = async {
+            let mut tx = pool.begin().await?;
+            let threads = db::delete_channel_threads(&mut tx, event.channel_id).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(threads)
+        }
+        .await;
+        match deleted {
+            Ok(threads) => {
+                tracing::info!(channel_id = %event.channel_id, threads, "deleted channel's threads removed");
+                if let Err(error) = message.ack().await {
+                    tracing::warn!(%error, "ack failed; the event will be redelivered (harmless)");
+                }
+            }
+            // Not acked: JetStream redelivers it after ack_wait.
+            Err(error) => tracing::error!(%error, "removing a deleted channel's threads failed"),
+        }
+    }
+}

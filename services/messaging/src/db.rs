@@ -1,0 +1,327 @@
+//! SQL of the messaging schema, one plain function per statement, each taking an executor.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool, types::Json};
+use uuid::Uuid;
+
+use crate::attachments::Attachment;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ThreadRow {
+    pub id: Uuid,
+    pub channel_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_by: String,
+    pub is_archived: bool,
+    pub last_seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const THREAD_COLUMNS: &str =
+    "id, channel_id, name, description, created_by, is_archived, last_seq, created_at, updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub thread_id: Uuid,
+    pub sender_id: String,
+    pub content: String,
+    pub attachments: Json<Vec<Attachment>>,
+    pub seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub request_hash: Option<String>,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, thread_id, sender_id, content, attachments, seq, created_at, edited_at, request_hash";
+
+pub async fn insert_thread(
+    db: impl PgExecutor<'_>,
+    channel_id: Uuid,
+    name: &str,
+    description: Option<&str>,
+    created_by: &str,
+) -> sqlx::Result<ThreadRow> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO threads (id, channel_id, name, description, created_by) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING {THREAD_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(channel_id)
+    .bind(name)
+    .bind(description)
+    .bind(created_by)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get_thread(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<ThreadRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {THREAD_COLUMNS} FROM threads WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Threads of a channel: all, newest first; or active ones, most recently active first.
+pub async fn list_threads(
+    pool: &PgPool,
+    channel_id: Uuid,
+    active_only: bool,
+) -> sqlx::Result<Vec<ThreadRow>> {
+    let query = if active_only {
+        "WHERE channel_id = $1 AND NOT is_archived ORDER BY updated_at DESC, id DESC"
+    } else {
+        "WHERE channel_id = $1 ORDER BY created_at DESC, id DESC"
+    };
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {THREAD_COLUMNS} FROM threads {query}"
+    )))
+    .bind(channel_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Takes the thread's next seq (locking the thread row until the transaction ends, which
+/// orders concurrent changes of one thread) and, for new messages, bumps `updated_at`.
+pub async fn next_seq(db: impl PgExecutor<'_>, thread_id: Uuid, touch: bool) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "UPDATE threads SET last_seq = last_seq + 1, updated_at = CASE WHEN $2 THEN now() ELSE updated_at END \
+         WHERE id = $1 RETURNING last_seq",
+    )
+    .bind(thread_id)
+    .bind(touch)
+    .fetch_one(db)
+    .await
+}
+
+/// The fields a thread update may change; `Some(None)` clears the description.
+#[derive(Default)]
+pub struct ThreadPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub is_archived: Option<bool>,
+}
+
+pub async fn update_thread(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    patch: &ThreadPatch,
+) -> sqlx::Result<ThreadRow> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE threads SET name = COALESCE($2, name), \
+           description = CASE WHEN $3 THEN $4 ELSE description END, \
+           is_archived = COALESCE($5, is_archived), updated_at = now() \
+         WHERE id = $1 RETURNING {THREAD_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(&patch.name)
+    .bind(patch.description.is_some())
+    .bind(patch.description.clone().flatten())
+    .bind(patch.is_archived)
+    .fetch_one(db)
+    .await
+}
+
+/// Deletes a thread and its messages, and its events but the last (THREAD_DELETED, which
+/// must still be published and replayed).
+pub async fn delete_thread(
+    db: &mut sqlx::PgConnection,
+    id: Uuid,
+    keep_seq: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM thread_events WHERE thread_id = $1 AND seq <> $2")
+        .bind(id)
+        .bind(keep_seq)
+        .execute(&mut *db)
+        .await?;
+    sqlx::query("DELETE FROM threads WHERE id = $1")
+        .bind(id)
+        .execute(&mut *db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes every thread of a channel with its messages and events; returns how many threads.
+pub async fn delete_channel_threads(
+    db: &mut sqlx::PgConnection,
+    channel_id: Uuid,
+) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM thread_events WHERE thread_id IN (SELECT id FROM threads WHERE channel_id = $1)")
+        .bind(channel_id)
+        .execute(&mut *db)
+        .await?;
+    let done = sqlx::query("DELETE FROM threads WHERE channel_id = $1")
+        .bind(channel_id)
+        .execute(&mut *db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// What a new message is made of.
+pub struct NewMessage<'a> {
+    pub id: Uuid,
+    pub thread_id: Uuid,
+    pub sender_id: &'a str,
+    pub content: &'a str,
+    pub attachments: &'a [Attachment],
+    pub seq: i64,
+    pub idempotency_key: Option<&'a str>,
+    pub request_hash: Option<&'a str>,
+}
+
+pub async fn insert_message(
+    db: impl PgExecutor<'_>,
+    m: &NewMessage<'_>,
+) -> sqlx::Result<MessageRow> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO messages (id, thread_id, sender_id, content, attachments, seq, idempotency_key, request_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(m.id)
+    .bind(m.thread_id)
+    .bind(m.sender_id)
+    .bind(m.content)
+    .bind(Json(m.attachments))
+    .bind(m.seq)
+    .bind(m.idempotency_key)
+    .bind(m.request_hash)
+    .fetch_one(db)
+    .await
+}
+
+/// The message a sender already made with this idempotency key, if any.
+pub async fn find_by_key(
+    db: impl PgExecutor<'_>,
+    sender_id: &str,
+    key: &str,
+) -> sqlx::Result<Option<MessageRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND idempotency_key = $2"
+    )))
+    .bind(sender_id)
+    .bind(key)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn get_message(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<MessageRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// One page of a thread's history, oldest first: before/after a seq, or the original's
+/// offset from the newest message.
+pub async fn list_messages(
+    pool: &PgPool,
+    thread_id: Uuid,
+    limit: i64,
+    offset: i64,
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+) -> sqlx::Result<Vec<MessageRow>> {
+    let page = match after_seq {
+        Some(_) => "AND seq > $4 ORDER BY seq ASC LIMIT $2",
+        None => "AND seq < $3 ORDER BY seq DESC LIMIT $2 OFFSET $5",
+    };
+    let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 {page}"
+    )))
+    .bind(thread_id)
+    .bind(limit)
+    .bind(before_seq.unwrap_or(i64::MAX))
+    .bind(after_seq.unwrap_or(0))
+    .bind(if before_seq.is_some() { 0 } else { offset })
+    .fetch_all(pool)
+    .await?;
+    if after_seq.is_none() {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+pub async fn edit_message(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    content: &str,
+) -> sqlx::Result<MessageRow> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE messages SET content = $2, edited_at = now() WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(content)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn delete_message(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM messages WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Stores an event with its frame; the relay publishes it after commit.
+pub async fn insert_event(
+    db: impl PgExecutor<'_>,
+    thread_id: Uuid,
+    seq: i64,
+    kind: &str,
+    frame: &[u8],
+    traceparent: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO thread_events (id, thread_id, seq, type, subject, payload, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(thread_id)
+    .bind(seq)
+    .bind(kind)
+    .bind(hilo_proto::subjects::thread(&thread_id.to_string()))
+    .bind(frame)
+    .bind(traceparent)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct EventRow {
+    pub seq: i64,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub payload: Vec<u8>,
+}
+
+/// A thread's events after `after_seq`, in order.
+pub async fn list_events(
+    pool: &PgPool,
+    thread_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
+    sqlx::query_as("SELECT seq, type, payload FROM thread_events WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+        .bind(thread_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
+/// The oldest seq still stored for a thread (0 when none).
+pub async fn first_seq(pool: &PgPool, thread_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COALESCE(min(seq), 0) FROM thread_events WHERE thread_id = $1")
+        .bind(thread_id)
+        .fetch_one(pool)
+        .await
+}

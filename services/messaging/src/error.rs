@@ -1,0 +1,69 @@
+//! Messaging's errors and their one mapping to gRPC statuses.
+
+use hilo_kit::{
+    grpc::{internal, status},
+    validate::Invalid,
+};
+use tonic::{Code, Status};
+
+/// A failed messaging operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// Unknown, malformed, or in a channel invisible to the caller: all look the same.
+    #[error("thread {0} not found")]
+    ThreadNotFound(String),
+    #[error("message {0} not found")]
+    MessageNotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("thread archived")]
+    Archived,
+    #[error("idempotency key reused with another request")]
+    KeyReused,
+    /// The channels service refused or failed: its status is passed on.
+    #[error("channels: {0}")]
+    Upstream(Status),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Invalid(invalid) => invalid.into(),
+            Error::ThreadNotFound(id) => status(
+                Code::NotFound,
+                "THREAD_NOT_FOUND",
+                format!("Thread '{id}' not found"),
+            ),
+            Error::MessageNotFound(id) => status(
+                Code::NotFound,
+                "MESSAGE_NOT_FOUND",
+                format!("Message '{id}' not found"),
+            ),
+            Error::Forbidden(message) => status(Code::PermissionDenied, "FORBIDDEN", message),
+            // A conflict with the thread's state: 409 at the gateway.
+            Error::Archived => status(
+                Code::Aborted,
+                "THREAD_ARCHIVED",
+                "The thread is archived; unarchive it to post",
+            ),
+            Error::KeyReused => status(
+                Code::InvalidArgument,
+                "IDEMPOTENCY_KEY_REUSED",
+                "This Idempotency-Key was used for a different request",
+            ),
+            Error::Upstream(status) if status.code() == Code::Unauthenticated => status,
+            Error::Upstream(status) => internal(format!("channels call failed: {status}")),
+            Error::Db(error) => internal(error),
+            Error::Internal(error) => internal(format!("{error:#}")),
+        }
+    }
+}
+
+/// Results of messaging operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,48 @@
+//! The per-thread event log: every change is stored with the thread's next seq and its client
+//! frame, in the caller's transaction; the relay publishes the frame on `chat.thread.<id>`.
+
+use hilo_proto::frames::Frame;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{db, error::Result};
+
+/// Serializes the frame `{type, threadId, seq, payload}` once and stores it as event `seq`.
+pub async fn store<T: Serialize>(
+    tx: &mut sqlx::PgConnection,
+    thread_id: Uuid,
+    seq: i64,
+    kind: &str,
+    payload: T,
+) -> Result<()> {
+    let frame = Frame {
+        kind: kind.to_owned(),
+        thread_id: thread_id.to_string(),
+        seq,
+        payload,
+    };
+    let bytes = serde_json::to_vec(&frame).map_err(anyhow::Error::from)?;
+    let traceparent = hilo_kit::telemetry::traceparent();
+    db::insert_event(
+        &mut *tx,
+        thread_id,
+        seq,
+        kind,
+        &bytes,
+        traceparent.as_deref(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores an event that is not a new message: takes the next seq itself.
+pub async fn record<T: Serialize>(
+    tx: &mut sqlx::PgConnection,
+    thread_id: Uuid,
+    kind: &str,
+    payload: T,
+) -> Result<i64> {
+    let seq = db::next_seq(&mut *tx, thread_id, false).await?;
+    store(tx, thread_id, seq, kind, payload).await?;
+    Ok(seq)
+}
