@@ -52,6 +52,8 @@ pub struct Shared {
     pub trusted_origins: Vec<String>,
     pub auth_rate_limit: RateLimit,
     pub trust_forwarded_for: bool,
+    /// `host:port` of the realtime replica `/ws` is handed to.
+    pub realtime: Option<String>,
 }
 
 impl Deref for AppState {
@@ -95,6 +97,7 @@ impl App {
             trusted_origins: config.trusted_origins()?,
             auth_rate_limit: config.auth_rate_limit,
             trust_forwarded_for: config.trust_forwarded_for,
+            realtime: config.realtime_addr()?,
         }));
         let router = router(state, &config)?;
         let listener = TcpListener::bind(config.listen_addr)
@@ -153,6 +156,7 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         .layer(middleware::map_response(json_errors));
     Ok(api
         .merge(routes::meta::router(openapi))
+        .route("/ws", axum::routing::any(crate::wsproxy::proxy))
         .fallback(not_found)
         .with_state(state)
         .layer(layers))

@@ -25,6 +25,10 @@ pub struct Config {
     /// gRPC address of the messaging service.
     #[arg(long, env = "MESSAGING_URL", default_value = "http://127.0.0.1:50053")]
     pub messaging_url: String,
+    /// A realtime replica (or Service) to hand `/ws` upgrades to, e.g. `http://realtime:8090`;
+    /// unset, `/ws` is not served here (route it to realtime directly).
+    #[arg(long, env = "REALTIME_URL")]
+    pub realtime_url: Option<String>,
     /// Redis URL: rate limits and the session -> access-token cache, shared by all replicas.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: String,
@@ -108,6 +112,19 @@ impl Config {
 
     pub fn production(&self) -> bool {
         self.deployment == "production"
+    }
+
+    /// `host:port` of REALTIME_URL, when set.
+    pub fn realtime_addr(&self) -> anyhow::Result<Option<String>> {
+        let Some(url) = &self.realtime_url else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(url).context("REALTIME_URL is not a URL")?;
+        let host = url.host_str().context("REALTIME_URL without a host")?;
+        let port = url
+            .port_or_known_default()
+            .context("REALTIME_URL without a port")?;
+        Ok(Some(format!("{host}:{port}")))
     }
 
     pub fn request_timeout(&self) -> Duration {

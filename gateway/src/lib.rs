@@ -14,3 +14,4 @@ mod json;
 mod ratelimit;
 mod routes;
 mod views;
+mod wsproxy;

@@ -1,0 +1,149 @@
+//! Realtime against the real messaging and channels: a message posted through one gateway
+//! reaches a socket on the other realtime replica (also through a gateway's `/ws`), with one
+//! trace id from the HTTP request to the delivery; removal from the channel ends delivery.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "common/ws.rs"]
+mod ws;
+
+use std::time::Duration;
+
+use common::{User, call, sign_up};
+use hilo_e2e::{Options, Stack};
+use reqwest::Method;
+use serde_json::{Value, json};
+use ws::{assert_silent, frame, join, open};
+
+async fn start() -> Stack {
+    common::stack_with(Options {
+        gateways: 2,
+        realtimes: 2,
+        ..Options::default()
+    })
+    .await
+}
+
+/// A private channel of `owner` with `member`, and a thread in it.
+async fn channel_with_thread(base: &str, owner: &User, member: &User) -> (String, String) {
+    let body = json!({ "name": "room", "isPrivate": true });
+    let (_, channel) = call(
+        Method::POST,
+        format!("{base}/api/channels"),
+        Some(owner),
+        Some(body),
+    )
+    .await;
+    let channel_id = channel["id"].as_str().unwrap().to_owned();
+    let body = json!({ "channelId": channel_id, "userId": member.id });
+    let (status, _) = call(
+        Method::POST,
+        format!("{base}/api/members"),
+        Some(owner),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let body = json!({ "channelId": channel_id, "name": "topic" });
+    let (status, thread) = call(
+        Method::POST,
+        format!("{base}/api/threads"),
+        Some(owner),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{thread}");
+    (channel_id, thread["id"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
+    let stack = start().await;
+    let (a, b) = (&stack.gateways[0], &stack.gateways[1]);
+    let ana = sign_up(a, "Ana").await;
+    let bob = sign_up(a, "Bob").await;
+    let eve = sign_up(a, "Eve").await;
+    let (channel, thread) = channel_with_thread(a, &ana, &bob).await;
+
+    // Bob on realtime B directly; Ana through gateway B's /ws (handed to a realtime replica).
+    let mut bob_ws = open(&stack.realtimes[1], &bob.bearer()).await;
+    assert_eq!(
+        join(&mut bob_ws, &thread, None).await[0]["type"],
+        "JOINED_THREAD"
+    );
+    let mut ana_ws = open(&b.replace("http://", "ws://"), &ana.bearer()).await;
+    assert_eq!(
+        join(&mut ana_ws, &thread, Some(0)).await[0]["type"],
+        "JOINED_THREAD"
+    );
+    // Eve is not a member: refused, and never a frame.
+    let mut eve_ws = open(&stack.realtimes[0], &eve.bearer()).await;
+    let refused = join(&mut eve_ws, &thread, None).await;
+    assert_eq!(refused[0]["type"], "ERROR");
+    assert!(matches!(
+        refused[0]["code"].as_str(),
+        Some("FORBIDDEN" | "NOT_FOUND")
+    ));
+
+    let trace_id = format!("{:032x}", rand::random::<u128>() | 1);
+    let response = common::http()
+        .post(format!("{a}/api/messages"))
+        .header("authorization", ana.bearer())
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({ "threadId": thread, "content": "hello, live" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let message: Value = response.json().await.unwrap();
+    for socket in [&mut bob_ws, &mut ana_ws] {
+        let pushed = frame(socket).await;
+        assert_eq!(pushed["type"], "NEW_MESSAGE");
+        assert_eq!(pushed["threadId"], thread);
+        assert_eq!(pushed["seq"], 1);
+        assert_eq!(pushed["payload"]["id"], message["id"]);
+        assert_eq!(pushed["payload"]["content"], "hello, live");
+        assert_eq!(pushed["payload"]["sender"]["id"], ana.id);
+    }
+    assert_silent(&mut eve_ws, Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = stack.logs().unwrap();
+    let with_trace: Vec<&str> = logs.lines().filter(|l| l.contains(&trace_id)).collect();
+    assert!(
+        with_trace
+            .iter()
+            .any(|l| l.contains("thread event fanned out")),
+        "realtime continues the trace"
+    );
+    assert!(
+        with_trace.iter().any(|l| l.contains("request served")),
+        "the gateway request has it"
+    );
+
+    // Bob removed from the channel: his subscription ends at once.
+    let (status, _) = call(
+        Method::DELETE,
+        format!("{a}/api/members/{channel}/{}", bob.id),
+        Some(&ana),
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let left = frame(&mut bob_ws).await;
+    assert_eq!(
+        left,
+        json!({"type": "LEFT_THREAD", "threadId": thread, "code": "FORBIDDEN"})
+    );
+    let (status, _) = call(
+        Method::POST,
+        format!("{a}/api/messages"),
+        Some(&ana),
+        Some(json!({ "threadId": thread, "content": "after bob" })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(frame(&mut ana_ws).await["seq"], 2);
+    assert_silent(&mut bob_ws, Duration::from_millis(300)).await;
+    let refused = join(&mut bob_ws, &thread, None).await;
+    assert_eq!(refused[0]["type"], "ERROR");
+}
