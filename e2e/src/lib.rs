@@ -231,6 +231,14 @@ impl Stack {
         }
     }
 
+    /// `(name, pid)` of every process of the stack (the load tool reads their RSS and CPU).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .filter_map(|(name, child)| Some((name.clone(), child.id()?)))
+            .collect()
+    }
+
     /// Sends `signal` (`KILL`, `TERM`) to realtime replica `i` (tests of failover and drain).
     pub async fn signal_realtime(&mut self, i: usize, signal: &str) -> anyhow::Result<()> {
         let name = format!("realtime-{i}");
