@@ -125,7 +125,7 @@ async fn latency(stack: &Stack, subs: usize, rate: u64, secs: u64) -> anyhow::Re
             let mut got = 0u64;
             while got < total {
                 let Ok(Some(Ok(message))) =
-                    tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+                    tokio::time::timeout(Duration::from_secs(30), ws.next()).await
                 else {
                     break;
                 };
@@ -164,15 +164,23 @@ async fn latency(stack: &Stack, subs: usize, rate: u64, secs: u64) -> anyhow::Re
         );
         posts.push(tokio::spawn(async move {
             let body = json!({ "threadId": thread, "content": now_ns().to_string() });
-            let ok = http
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 201);
-            if !ok {
-                errors.fetch_add(1, Ordering::Relaxed);
+            let reply = http.post(url).bearer_auth(token).json(&body).send().await;
+            match reply {
+                Ok(r) if r.status() == 201 => {}
+                Ok(r) => {
+                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        let status = r.status();
+                        eprintln!(
+                            "post refused: {status} {}",
+                            r.text().await.unwrap_or_default()
+                        );
+                    }
+                }
+                Err(error) => {
+                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("post failed: {error}");
+                    }
+                }
             }
         }));
     }
@@ -278,7 +286,7 @@ async fn channel_with_thread(
     let channel: Value = http
         .post(format!("{base}/api/channels"))
         .bearer_auth(owner)
-        .json(&json!({"name": "load"}))
+        .json(&json!({"name": "load", "isPrivate": true}))
         .send()
         .await?
         .json()

@@ -39,6 +39,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Open sockets, awaited on shutdown.
     pub sockets: TaskTracker,
+    /// Recent session lookups of this replica (see [`AppState::session`]).
+    pub sessions: crate::sessions::SessionCache,
 }
 
 impl Deref for AppState {
@@ -112,6 +114,9 @@ impl App {
             presence,
             shutdown: shutdown.clone(),
             sockets: TaskTracker::new(),
+            sessions: crate::sessions::SessionCache::new(Duration::from_secs(
+                (config.session_check_secs / 2).max(1),
+            )),
             config,
         }));
         let admin = admin::serve(state.config.admin_addr, metrics, shutdown.clone()).await?;

@@ -30,6 +30,9 @@ pub struct Answer {
 pub struct AuthzCache {
     ttl: Duration,
     answers: Mutex<HashMap<(String, String), (Instant, Answer)>>,
+    /// Misses are resolved one at a time, so a reconnect storm asks messaging once per
+    /// (user, thread) instead of once per socket.
+    single_flight: tokio::sync::Mutex<()>,
 }
 
 impl AuthzCache {
@@ -38,6 +41,7 @@ impl AuthzCache {
         Self {
             ttl,
             answers: Mutex::default(),
+            single_flight: tokio::sync::Mutex::default(),
         }
     }
 
@@ -78,6 +82,10 @@ pub async fn authorize(
     access_token: &str,
     thread_id: &str,
 ) -> Result<Answer, tonic::Status> {
+    if let Some(answer) = cache.get(user_id, thread_id) {
+        return Ok(answer);
+    }
+    let _flight = cache.single_flight.lock().await;
     if let Some(answer) = cache.get(user_id, thread_id) {
         return Ok(answer);
     }

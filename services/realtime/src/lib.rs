@@ -5,6 +5,7 @@
 //! - [`app`]: state, router, serving and draining; [`config`]: settings.
 //! - `ws`: the upgrade (origin, session); `session`: one socket's loop;
 //! - `fanout`: NATS subscriptions per thread; `authz`: AuthorizeThread with a short cache;
+//! - `sessions`: session lookups shared by a replica's sockets;
 //! - `presence`: who is online, in Redis; `error`: the HTTP error shape.
 
 pub mod app;
@@ -14,4 +15,5 @@ mod error;
 mod fanout;
 mod presence;
 mod session;
+mod sessions;
 mod ws;

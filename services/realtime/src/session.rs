@@ -480,14 +480,7 @@ impl Session {
     /// Checks the session is still valid (sign-out, revocation) and refreshes the access
     /// token used for messaging calls. An accounts outage keeps the socket.
     async fn revalidate(&mut self) -> Flow {
-        match hilo_kit::session::access_token(
-            &self.state.accounts,
-            &self.state.redis,
-            &self.who.session_token,
-            None,
-        )
-        .await
-        {
+        match crate::sessions::lookup(&self.state, &self.who.session_token, None).await {
             Ok(Some((_, token))) => {
                 self.who.access_token = token;
                 Ok(())

@@ -10,7 +10,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
-use hilo_kit::session::{access_token, is_trusted};
+use hilo_kit::session::is_trusted;
 
 use crate::{app::AppState, error::error, session};
 
@@ -44,19 +44,18 @@ pub async fn upgrade(
         return unauthorized();
     };
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok());
-    let (user_id, access_token) =
-        match access_token(&state.accounts, &state.redis, &token, request_id).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return unauthorized(),
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), "session exchange failed");
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "UNAVAILABLE",
-                    "Try again later",
-                );
-            }
-        };
+    let (user_id, access_token) = match crate::sessions::lookup(&state, &token, request_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return unauthorized(),
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), "session exchange failed");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "Try again later",
+            );
+        }
+    };
     tracing::Span::current().record("user_id", user_id.as_str());
     let who = session::Who {
         user_id: user_id.into(),
