@@ -77,6 +77,24 @@ async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
         "JOINED_THREAD"
     );
     // Eve is not a member: refused, and never a frame.
+    // Presence: Bob has a socket open, so his profile says so (through the other gateway).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, bob_view) = call(
+        Method::GET,
+        format!("{b}/api/users/{}", bob.id),
+        Some(&ana),
+        None,
+    )
+    .await;
+    assert_eq!(bob_view["profile"]["isOnline"], true, "{bob_view}");
+    let (_, eve_view) = call(
+        Method::GET,
+        format!("{b}/api/users/{}", eve.id),
+        Some(&ana),
+        None,
+    )
+    .await;
+    assert_eq!(eve_view["profile"]["isOnline"], false);
     let mut eve_ws = open(&stack.realtimes[0], &eve.bearer()).await;
     let refused = join(&mut eve_ws, &thread, None).await;
     assert_eq!(refused[0]["type"], "ERROR");

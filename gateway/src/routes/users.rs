@@ -63,7 +63,21 @@ async fn list_users(
         .await?
         .into_inner()
         .users;
-    Ok(axum::Json(users.into_iter().map(Into::into).collect()))
+    let mut users: Vec<UserWithProfile> = users.into_iter().map(Into::into).collect();
+    overlay_presence(&state, &mut users).await;
+    Ok(axum::Json(users))
+}
+
+/// `profile.isOnline` comes from realtime's presence in Redis (a socket open on any replica),
+/// not from accounts, which knows nothing of sockets.
+async fn overlay_presence(state: &AppState, users: &mut [UserWithProfile]) {
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let online = hilo_kit::session::online(&state.redis, &ids).await;
+    for (user, online) in users.iter_mut().zip(online) {
+        if let Some(profile) = &mut user.profile {
+            profile.is_online = online;
+        }
+    }
 }
 
 /// One user with their profile.
@@ -81,10 +95,13 @@ async fn get_user(
         .await?
         .into_inner()
         .user;
-    Ok(axum::Json(
-        user.ok_or_else(|| ApiError::internal("get_user without a user"))?
-            .into(),
-    ))
+    let user: UserWithProfile = user
+        .ok_or_else(|| ApiError::internal("get_user without a user"))?
+        .into();
+    let mut users = [user];
+    overlay_presence(&state, &mut users).await;
+    let [user] = users;
+    Ok(axum::Json(user))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
