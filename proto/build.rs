@@ -3,7 +3,10 @@
 
 use std::{env, fs, path::PathBuf};
 
-const PROTOS: &[&str] = &["hilo/accounts/v1/accounts.proto"];
+const PROTOS: &[&str] = &[
+    "hilo/accounts/v1/accounts.proto",
+    "hilo/uploads/v1/uploads.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=hilo");
@@ -13,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("hilo_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    tonic_prost_build::configure()
+        // File chunks stay `Bytes` end to end: no copy between multipart, gRPC and S3.
+        .bytes(".hilo.uploads.v1.UploadRequest.chunk")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -2,11 +2,15 @@
 //! key only) and takes the caller from it; no service trusts a user id sent as a plain field.
 //! Signing lives in accounts, the only holder of the private key.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
+use hilo_proto::accounts::v1::{GetPublicKeyRequest, accounts_service_client::AccountsServiceClient};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
+
+use crate::{config::VerifierArgs, grpc};
 
 /// Seconds of clock skew tolerated on `exp`/`nbf` between signer and verifiers.
 const LEEWAY_SECS: u64 = 5;
@@ -71,6 +75,40 @@ impl TokenVerifier {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         Ok(Self { key, validation })
+    }
+
+    /// The verifier a service builds once at start-up: from `JWT_PUBLIC_KEY` when set, else
+    /// from accounts' `GetPublicKey`, retried with backoff until accounts answers (services may
+    /// start before it). Issuer and audience are always this service's own settings.
+    pub async fn load(args: &VerifierArgs) -> anyhow::Result<Self> {
+        let (issuer, audience) = (&args.jwt.jwt_issuer, &args.jwt.jwt_audience);
+        if let Some(pem) = &args.jwt_public_key {
+            return Self::from_public_pem(pem, issuer, audience).context("JWT_PUBLIC_KEY");
+        }
+        let mut accounts = AccountsServiceClient::new(grpc::connect(&args.accounts_url)?);
+        let mut delay = Duration::from_millis(100);
+        let key = loop {
+            match accounts.get_public_key(GetPublicKeyRequest {}).await {
+                Ok(response) => break response.into_inner(),
+                Err(status) => {
+                    tracing::warn!(
+                        accounts = %args.accounts_url, code = ?status.code(), retry_in_ms = delay.as_millis() as u64,
+                        "accounts' public key is not available yet"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        if (&key.issuer, &key.audience) != (issuer, audience) {
+            tracing::warn!(
+                accounts_issuer = key.issuer, accounts_audience = key.audience,
+                "accounts signs for another issuer or audience than JWT_ISSUER/JWT_AUDIENCE: its tokens will be refused"
+            );
+        }
+        tracing::info!(accounts = %args.accounts_url, "token verification key fetched from accounts");
+        Self::from_public_pem(&key.public_key_pem, issuer, audience)
+            .context("the public key sent by accounts")
     }
 
     /// Checks signature, algorithm, expiry, issuer and audience.

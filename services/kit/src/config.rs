@@ -37,6 +37,20 @@ pub struct JwtArgs {
     pub jwt_audience: String,
 }
 
+/// Where a token verifier gets accounts' public key: the variable, or accounts itself.
+#[derive(Args, Clone, Debug)]
+pub struct VerifierArgs {
+    /// Ed25519 public key (SubjectPublicKeyInfo PEM) that verifies access tokens. When unset it
+    /// is fetched once at start-up from accounts (`GetPublicKey` at ACCOUNTS_URL).
+    #[arg(long, env = "JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<String>,
+    /// gRPC address of the accounts service.
+    #[arg(long, env = "ACCOUNTS_URL", default_value = "http://127.0.0.1:50051")]
+    pub accounts_url: String,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
 /// gRPC server settings.
 #[derive(Args, Clone, Debug)]
 pub struct GrpcArgs {
