@@ -1,17 +1,25 @@
 //! Builds the gateway: clients (once), shared state, the router and its layers, and serves it.
 
-use std::{net::SocketAddr, ops::Deref, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    ops::Deref,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use axum::{
     Router,
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use hilo_kit::{admin, grpc, shutdown::CancellationToken, telemetry};
-use hilo_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
+use hilo_proto::{
+    accounts::v1::accounts_service_client::AccountsServiceClient,
+    uploads::v1::uploads_service_client::UploadsServiceClient,
+};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
@@ -20,7 +28,6 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
 };
 use tracing::Instrument as _;
 
@@ -38,6 +45,8 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub accounts: AccountsServiceClient<Channel>,
     pub health: HealthClient<Channel>,
+    /// Its calls may last as long as an upload request (UPLOAD_TIMEOUT_SECS).
+    pub uploads: UploadsServiceClient<Channel>,
     pub redis: redis::aio::ConnectionManager,
     pub cookies: Cookies,
     pub trusted_origins: Vec<String>,
@@ -65,6 +74,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let secret = config.secret()?;
         let accounts = grpc::connect(&config.accounts_url)?;
+        let uploads = grpc::connect_with_timeout(&config.uploads_url, config.upload_timeout())?;
         let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
         let redis = redis::aio::ConnectionManager::new(redis)
             .await
@@ -72,6 +82,7 @@ impl App {
         let state = AppState(Arc::new(Shared {
             accounts: AccountsServiceClient::new(accounts.clone()),
             health: HealthClient::new(accounts),
+            uploads: UploadsServiceClient::new(uploads),
             redis,
             cookies: Cookies::new(&secret, config.secure_prefix(), config.production()),
             trusted_origins: config.trusted_origins()?,
@@ -128,9 +139,12 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         }))
         .layer(middleware::from_fn(observe))
         .layer(cors(config)?)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            config.request_timeout(),
+        .layer(middleware::from_fn_with_state(
+            Timeouts {
+                request: config.request_timeout(),
+                upload: config.upload_timeout(),
+            },
+            timeout,
         ))
         .layer(middleware::map_response(json_errors));
     Ok(api
@@ -170,6 +184,31 @@ fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
             HeaderName::from_static("x-retry-after"),
         ])
         .max_age(std::time::Duration::from_secs(600)))
+}
+
+/// How long a request may take: uploads get their own, longer budget.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    request: Duration,
+    upload: Duration,
+}
+
+/// Answers 504 when a request takes longer than its budget.
+async fn timeout(State(limits): State<Timeouts>, req: Request, next: Next) -> Response {
+    let limit = if req.uri().path().starts_with("/api/uploads/") {
+        limits.upload
+    } else {
+        limits.request
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "GATEWAY_TIMEOUT",
+            "The request took too long",
+        )
+        .into_response(),
+    }
 }
 
 /// Runs the request inside its span (trace id, request id) and records status and latency.

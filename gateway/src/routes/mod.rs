@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod meta;
+mod presign;
+pub mod uploads;
 pub mod users;
 
 use utoipa::OpenApi;
@@ -16,6 +18,7 @@ use crate::app::AppState;
     tags(
         (name = "auth", description = "Better Auth compatible sign-up, sign-in and sessions"),
         (name = "users", description = "Users and their profiles"),
+        (name = "uploads", description = "Files: streamed through the gateway or presigned straight to S3; types decided by content"),
     )
 )]
 struct ApiDoc;
@@ -25,5 +28,6 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(users::router())
+        .merge(uploads::router())
         .split_for_parts()
 }
