@@ -146,8 +146,14 @@ impl Stack {
             ("S3_REGION".to_owned(), s3.region.clone()),
             ("S3_BUCKET".to_owned(), s3.bucket.clone()),
             ("S3_ACCESS_KEY_ID".to_owned(), s3.access_key_id.clone()),
-            ("S3_SECRET_ACCESS_KEY".to_owned(), s3.secret_access_key.clone()),
-            ("S3_FORCE_PATH_STYLE".to_owned(), infra.s3_force_path_style.clone()),
+            (
+                "S3_SECRET_ACCESS_KEY".to_owned(),
+                s3.secret_access_key.clone(),
+            ),
+            (
+                "S3_FORCE_PATH_STYLE".to_owned(),
+                infra.s3_force_path_style.clone(),
+            ),
             ("S3_PUBLIC_URL".to_owned(), s3.public_url.clone()),
             ("S3_CREATE_BUCKET".to_owned(), "true".to_owned()),
         ];

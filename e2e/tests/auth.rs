@@ -430,10 +430,13 @@ async fn sign_in_and_sign_up_are_rate_limited_per_ip_across_replicas() {
     let stack = stack_with(hilo_e2e::Options {
         gateways: 2,
         auth_rate_limit: "3/10s".into(),
+        env: vec![("TRUST_FORWARDED_FOR".into(), "true".into())],
         ..Default::default()
     })
     .await;
     let body = json!({ "email": "nobody@example.com", "password": PASSWORD });
+    // A client address of this test's own, so no other test's sign-ins share its budget.
+    let client = format!("10.{}.{}.{}", rand_octet(), rand_octet(), rand_octet());
     // Budgets are counted in fixed 10 s windows: start early in one so all four land in it.
     let into_window = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -448,6 +451,7 @@ async fn sign_in_and_sign_up_are_rate_limited_per_ip_across_replicas() {
         let base = &stack.gateways[i % 2];
         let response = http()
             .post(format!("{base}/api/auth/sign-in/email"))
+            .header("x-forwarded-for", &client)
             .json(&body)
             .send()
             .await

@@ -208,7 +208,12 @@ async fn upload(
     let answered = call.await;
     match forwarded {
         Ok(()) | Err(Stop::Closed) => answer(answered),
-        Err(Stop::Client(error)) => Err(error),
+        // The service may have refused a file before the body broke (a file over its limit
+        // usually crosses the route's body limit too): its verdict is the precise one.
+        Err(Stop::Client(error)) => match answered {
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Err(status.into()),
+            _ => Err(error),
+        },
     }
 }
 

@@ -5,7 +5,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use hilo_proto::accounts::v1::{GetPublicKeyRequest, accounts_service_client::AccountsServiceClient};
+use hilo_proto::accounts::v1::{
+    GetPublicKeyRequest, accounts_service_client::AccountsServiceClient,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
@@ -102,7 +104,8 @@ impl TokenVerifier {
         };
         if (&key.issuer, &key.audience) != (issuer, audience) {
             tracing::warn!(
-                accounts_issuer = key.issuer, accounts_audience = key.audience,
+                accounts_issuer = key.issuer,
+                accounts_audience = key.audience,
                 "accounts signs for another issuer or audience than JWT_ISSUER/JWT_AUDIENCE: its tokens will be refused"
             );
         }

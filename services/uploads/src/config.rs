@@ -66,7 +66,12 @@ pub struct S3Args {
     /// Secret key that goes with S3_ACCESS_KEY_ID.
     #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
-    #[arg(long, env = "R2_SECRET_ACCESS_KEY", hide = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "R2_SECRET_ACCESS_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
     pub r2_secret_access_key: Option<String>,
     /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint` (most non-AWS servers).
     #[arg(long, env = "S3_FORCE_PATH_STYLE", default_value_t = false, action = clap::ArgAction::Set)]

@@ -140,7 +140,12 @@ pub const KINDS: [Kind; 12] = [
     kind("message/video", "messages/videos", &VIDEO, 1),
     kind("message/audio", "messages/audios", &AUDIO, 1),
     kind("message/images", "messages/images", &IMAGE, 10),
-    kind("message/attachments", "messages/attachments", &ATTACHMENT, 10),
+    kind(
+        "message/attachments",
+        "messages/attachments",
+        &ATTACHMENT,
+        10,
+    ),
     kind("message/videos", "messages/videos", &VIDEO, 5),
     kind("message/audios", "messages/audios", &AUDIO, 5),
 ];
@@ -255,7 +260,10 @@ mod tests {
         let concatenated: Vec<_> = [IMAGES, DOCUMENTS, VIDEOS, AUDIOS].concat();
         assert_eq!(ALL_ATTACHMENTS, concatenated.as_slice());
         assert_eq!(find("message/audios").map(|k| k.max_files), Some(5));
-        assert_eq!(find("channel/icon").map(|k| k.class.max_size), Some(5 * MIB));
+        assert_eq!(
+            find("channel/icon").map(|k| k.class.max_size),
+            Some(5 * MIB)
+        );
         assert!(find("message/images").is_some_and(Kind::multi));
         assert!(find("tmp/uploads").is_none());
         assert_eq!(megabytes(6 * MIB + MIB / 2, 2), "6.50MB");

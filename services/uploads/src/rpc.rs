@@ -41,7 +41,11 @@ impl UploadsService for UploadsRpc {
             .await
             .map_err(internal)?;
         if let Ok(files) = &files {
-            tracing::info!(user_id = caller.user_id, files = files.len(), "upload stored");
+            tracing::info!(
+                user_id = caller.user_id,
+                files = files.len(),
+                "upload stored"
+            );
         }
         reply(files.map(|files| pb::UploadResponse { files }))
     }
@@ -208,11 +212,7 @@ impl UploadsRpc {
         if key.is_empty() {
             return Err(Error::invalid("VALIDATION_ERROR", "key", "key is required"));
         }
-        let (size, content_type) = self
-            .store
-            .head(&key)
-            .await?
-            .ok_or(Error::NotFound(key))?;
+        let (size, content_type) = self.store.head(&key).await?.ok_or(Error::NotFound(key))?;
         Ok(pb::StatObjectResponse { size, content_type })
     }
 }

@@ -91,7 +91,10 @@ impl Store {
                 tracing::info!(bucket = self.bucket, "bucket created");
                 Ok(())
             }
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_bucket_already_owned_by_you()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_bucket_already_owned_by_you()) =>
+            {
                 Ok(())
             }
             Err(e) => Err(sdk(e).context(format!("creating bucket {}", self.bucket))),

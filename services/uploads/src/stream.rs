@@ -19,6 +19,9 @@ use crate::{
 /// Size of multipart parts: S3's minimum (all parts but the last must be at least 5 MiB). At
 /// most one part is buffered per upload.
 pub const PART_SIZE: usize = 5 * 1024 * 1024;
+/// Room above a part for the chunk that completes it, so the buffer of a large file is
+/// allocated once at its final size instead of doubling past it.
+const CHUNK_ROOM: usize = 1024 * 1024;
 
 /// Receives a whole stream: the stored files in request order, or nothing stored.
 pub async fn receive(
@@ -100,7 +103,10 @@ impl Request {
             return Err(Error::invalid(
                 "VALIDATION_ERROR",
                 "index",
-                format!("file {} arrived where file {index} was expected", header.index),
+                format!(
+                    "file {} arrived where file {index} was expected",
+                    header.index
+                ),
             ));
         }
         if index as u32 >= kind.max_files {
@@ -145,7 +151,7 @@ struct File {
     filename: String,
     declared: String,
     key: String,
-    /// Bytes not yet sent to S3 (at most a part and a chunk).
+    /// Bytes not yet sent to S3 (less than a part and a chunk).
     buffer: BytesMut,
     size: u64,
     content_type: Option<&'static str>,
@@ -196,12 +202,19 @@ impl File {
                 )),
             });
         }
+        // A full part goes out only once more bytes came within the limit: a file that crosses
+        // it is refused without sending S3 a part for nothing.
+        if self.buffer.len() >= PART_SIZE {
+            self.send_part(store).await?;
+        }
+        let needed = self.buffer.len() + chunk.len();
+        if needed > self.buffer.capacity() && needed > SNIFF_LEN {
+            self.buffer
+                .reserve((PART_SIZE + CHUNK_ROOM).max(needed) - self.buffer.len());
+        }
         self.buffer.extend_from_slice(&chunk);
         if self.content_type.is_none() && self.buffer.len() >= SNIFF_LEN {
             self.decide()?;
-        }
-        if self.buffer.len() >= PART_SIZE {
-            self.send_part(store).await?;
         }
         Ok(())
     }
@@ -210,15 +223,14 @@ impl File {
     fn decide(&mut self) -> Result<&'static str> {
         let head = &self.buffer[..self.buffer.len().min(SNIFF_LEN)];
         let types = self.kind.class.types;
-        let decided = sniff::decide(head, &self.declared, types).map_err(|sniffed| {
-            Error::Unsupported {
+        let decided =
+            sniff::decide(head, &self.declared, types).map_err(|sniffed| Error::Unsupported {
                 field: self.field.clone(),
                 message: self.message(format!(
                     "Invalid file type: {sniffed}. Allowed types: {}",
                     types.join(", ")
                 )),
-            }
-        })?;
+            })?;
         self.content_type = Some(decided);
         Ok(decided)
     }
@@ -236,12 +248,18 @@ impl File {
                 id
             }
         };
-        let body = self.buffer.split().freeze();
+        let body = std::mem::take(&mut self.buffer).freeze();
         let number = self.parts.len() as i32 + 1;
         let part = store
-            .upload_part(&self.key, &upload_id, number, body)
+            .upload_part(&self.key, &upload_id, number, body.clone())
             .await?;
         self.parts.push(part);
+        // The SDK has let go of the part: its allocation holds the next one, so a large file
+        // uses one buffer instead of a fresh one per part.
+        if let Ok(mut reused) = body.try_into_mut() {
+            reused.clear();
+            self.buffer = reused;
+        }
         Ok(())
     }
 
@@ -261,7 +279,7 @@ impl File {
         };
         match self.upload_id.clone() {
             None => {
-                let body = self.buffer.split().freeze();
+                let body = std::mem::take(&mut self.buffer).freeze();
                 store.put(&self.key, content_type, body).await?;
             }
             Some(upload_id) => {
@@ -275,7 +293,12 @@ impl File {
                 self.upload_id = None;
             }
         }
-        tracing::info!(key = self.key, size = self.size, content_type, "file stored");
+        tracing::info!(
+            key = self.key,
+            size = self.size,
+            content_type,
+            "file stored"
+        );
         Ok(pb::StoredFile {
             url: store.url(&self.key),
             key: self.key.clone(),
