@@ -58,10 +58,12 @@ impl Default for Options {
 /// Where uploads stores files: tests look into the bucket with these.
 #[derive(Clone, Debug)]
 pub struct S3 {
+    /// The S3 server (path-style addressing).
     pub endpoint: String,
     pub region: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// This stack's own bucket (unless `Options::s3_bucket` named one).
     pub bucket: String,
     /// `S3_PUBLIC_URL` of the stack: objects are at `<public_url>/<key>`.
     pub public_url: String,

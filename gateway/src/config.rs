@@ -115,6 +115,7 @@ impl Config {
         Duration::from_secs(self.request_timeout_secs.max(1))
     }
 
+    /// The budget of `/api/uploads/*` requests.
     pub fn upload_timeout(&self) -> Duration {
         Duration::from_secs(self.upload_timeout_secs.max(1))
     }

@@ -19,6 +19,7 @@ use crate::{
     views,
 };
 
+/// `/presign` and `/complete` (merged into the uploads router).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(presign))

@@ -70,6 +70,7 @@ pub struct Uploaded {
 }
 
 impl Uploaded {
+    /// The success body for one stored file.
     pub fn new(file: pb::StoredFile) -> axum::Json<Self> {
         axum::Json(Self {
             success: true,
@@ -164,6 +165,7 @@ file_routes! {
     message_audios: "/api/uploads/message/audios", "message/audios", 50 MiB, 5 files;
 }
 
+/// The twelve file routes, `/validate`, `/info`, and the presigned routes.
 pub fn router() -> OpenApiRouter<AppState> {
     file_routes()
         .routes(routes!(validate))

@@ -89,14 +89,18 @@ pub struct S3Args {
 /// The storage settings once aliases are resolved.
 #[derive(Clone, Debug)]
 pub struct Storage {
+    /// `None` for AWS S3 itself.
     pub endpoint: Option<String>,
     pub bucket: String,
+    /// The region requests are signed for.
     pub region: String,
     /// `(access key id, secret)`, or `None` for the default credential chain.
     pub credentials: Option<(String, String)>,
+    /// `endpoint/bucket/key` URLs, which most S3-compatible servers need.
     pub force_path_style: bool,
     /// Without a trailing slash.
     pub public_url: String,
+    /// Create the bucket at start-up if missing (development and tests only).
     pub create_bucket: bool,
 }
 

@@ -55,35 +55,44 @@ pub const ALL_ATTACHMENTS: &[&str] = &[
 pub struct Class {
     /// The name `/info` lists it under.
     pub name: &'static str,
+    /// Largest file, in bytes.
     pub max_size: u64,
+    /// Allowed types, in the order `/info` lists them.
     pub types: &'static [&'static str],
 }
 
+/// Pictures in messages.
 pub const IMAGE: Class = Class {
     name: "image",
     max_size: 10 * MIB,
     types: IMAGES,
 };
+/// Documents: listed by `/info` as the original did, though no route uses it alone.
 pub const DOCUMENT: Class = Class {
     name: "document",
     max_size: 25 * MIB,
     types: DOCUMENTS,
 };
+/// Avatars, banners and channel icons: pictures kept small.
 pub const PROFILE: Class = Class {
     name: "profile",
     max_size: 5 * MIB,
     types: IMAGES,
 };
+/// Videos in messages.
 pub const VIDEO: Class = Class {
     name: "video",
     max_size: 25 * MIB,
     types: VIDEOS,
 };
+/// Audio in messages: the largest files.
 pub const AUDIO: Class = Class {
     name: "audio",
     max_size: 50 * MIB,
     types: AUDIOS,
 };
+/// Generic attachments: any allowed type, capped like documents (so audio over 25 MiB must
+/// use the audio routes, as in the original).
 pub const ATTACHMENT: Class = Class {
     name: "attachment",
     max_size: 25 * MIB,
@@ -108,6 +117,7 @@ pub struct Kind {
     pub name: &'static str,
     /// Folder of its keys.
     pub folder: &'static str,
+    /// Size limit and allowed types of each file.
     pub class: &'static Class,
     /// Files one request may carry (1 for single-file routes).
     pub max_files: u32,
