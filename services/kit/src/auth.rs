@@ -147,3 +147,29 @@ pub fn now_secs() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::JwtArgs;
+
+    fn args(pem: &str) -> VerifierArgs {
+        VerifierArgs {
+            jwt_public_key: Some(pem.to_owned()),
+            // Nothing listens there: a configured key must not need accounts.
+            accounts_url: "http://127.0.0.1:1".to_owned(),
+            jwt: JwtArgs {
+                jwt_issuer: "hilo".to_owned(),
+                jwt_audience: "hilo".to_owned(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_configured_public_key_is_used_without_asking_accounts() {
+        let pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAeC7D9Y9MjRlKzIbKUM7iAAN5B+SKPABV/M7LrNuN9hw=\n-----END PUBLIC KEY-----\n";
+        let verifier = TokenVerifier::load(&args(pem)).await;
+        assert!(verifier.is_ok_and(|v| v.verify("not.a.jwt").is_err()));
+        assert!(TokenVerifier::load(&args("not a key")).await.is_err());
+    }
+}
