@@ -1,8 +1,7 @@
 //! A launcher for the real Hilo binaries against real infrastructure (the servers started by
 //! `scripts/dev-up.sh`, found through its environment file). End-to-end tests start one
 //! [`Stack`] each, on free ports with a fresh database; `scripts/up.sh` starts one on the
-//! well-known ports through the `hilo-stack` binary. Each test stack's uploads service gets a
-//! bucket of its own.
+//! well-known ports through the `hilo-stack` binary.
 
 use std::{
     env,
@@ -28,8 +27,8 @@ pub struct Options {
     pub gateway_port: Option<u16>,
     pub accounts_port: Option<u16>,
     pub uploads_port: Option<u16>,
-    /// Bucket of the uploads service; `None` uses a fresh one (created by uploads at start-up),
-    /// so a test sees only its own objects.
+    /// Bucket of the uploads service (created by uploads at start-up if missing); `None` is
+    /// the infrastructure's `S3_BUCKET`. Tests that look into the bucket use one of their own.
     pub s3_bucket: Option<String>,
     /// Database to use; `None` creates a fresh one.
     pub database: Option<String>,
@@ -63,7 +62,6 @@ pub struct S3 {
     pub region: String,
     pub access_key_id: String,
     pub secret_access_key: String,
-    /// This stack's own bucket (unless `Options::s3_bucket` named one).
     pub bucket: String,
     /// `S3_PUBLIC_URL` of the stack: objects are at `<public_url>/<key>`.
     pub public_url: String,
@@ -101,7 +99,7 @@ impl Stack {
         let bucket = options
             .s3_bucket
             .clone()
-            .unwrap_or_else(|| format!("hilo-e2e-{}", random_name(12)));
+            .unwrap_or_else(|| infra.s3_bucket.clone());
         let s3 = S3 {
             public_url: format!("{}/{bucket}", infra.s3_endpoint.trim_end_matches('/')),
             endpoint: infra.s3_endpoint.clone(),
@@ -291,6 +289,7 @@ struct Infra {
     s3_access_key_id: String,
     s3_secret_access_key: String,
     s3_force_path_style: String,
+    s3_bucket: String,
 }
 
 impl Infra {
@@ -319,6 +318,7 @@ impl Infra {
             s3_access_key_id: get("S3_ACCESS_KEY_ID")?,
             s3_secret_access_key: get("S3_SECRET_ACCESS_KEY")?,
             s3_force_path_style: get("S3_FORCE_PATH_STYLE").unwrap_or_else(|_| "true".to_owned()),
+            s3_bucket: get("S3_BUCKET").unwrap_or_else(|_| "hilo".to_owned()),
         })
     }
 

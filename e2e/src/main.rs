@@ -17,7 +17,6 @@ async fn main() -> anyhow::Result<()> {
         gateway_port: Some(port("HILO_GATEWAY_PORT", 8080)),
         accounts_port: Some(port("HILO_ACCOUNTS_PORT", 50051)),
         uploads_port: Some(port("HILO_UPLOADS_PORT", 50054)),
-        s3_bucket: Some(std::env::var("S3_BUCKET").unwrap_or_else(|_| "hilo".to_owned())),
         database: Some(std::env::var("HILO_DATABASE").unwrap_or_else(|_| "hilo".to_owned())),
         auth_rate_limit: std::env::var("AUTH_RATE_LIMIT").unwrap_or_else(|_| "off".to_owned()),
         ..Options::default()

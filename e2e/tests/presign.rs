@@ -49,7 +49,7 @@ async fn put_presigned(presigned: &Value, bytes: Vec<u8>) -> u16 {
 
 #[tokio::test]
 async fn presigned_uploads_go_straight_to_s3_and_are_checked_on_completion() {
-    let stack = stack().await;
+    let stack = stack_with_own_bucket(Options::default()).await;
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let bob = sign_up(base, "Bob").await;
@@ -203,7 +203,7 @@ async fn presigned_uploads_go_straight_to_s3_and_are_checked_on_completion() {
 
 #[tokio::test]
 async fn an_expired_presigned_url_is_refused_by_s3() {
-    let stack = stack_with(Options {
+    let stack = stack_with_own_bucket(Options {
         env: vec![("PRESIGN_TTL_SECS".to_owned(), "1".to_owned())],
         ..Options::default()
     })

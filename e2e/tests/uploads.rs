@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use files::*;
+use hilo_e2e::Options;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn every_file_route_stores_real_files_sniffed_with_the_union_shape() {
-    let stack = stack().await;
+    let stack = stack_with_own_bucket(Options::default()).await;
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
 
@@ -219,7 +220,7 @@ async fn every_file_route_stores_real_files_sniffed_with_the_union_shape() {
 
 #[tokio::test]
 async fn an_oversize_file_is_refused_as_soon_as_it_crosses_the_limit() {
-    let stack = stack().await;
+    let stack = stack_with_own_bucket(Options::default()).await;
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let gateway = stack.pid("gateway-0").unwrap();
@@ -279,7 +280,7 @@ async fn an_oversize_file_is_refused_as_soon_as_it_crosses_the_limit() {
 
 #[tokio::test]
 async fn the_content_decides_the_type_and_bad_forms_are_400() {
-    let stack = stack().await;
+    let stack = stack_with_own_bucket(Options::default()).await;
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
 
@@ -375,7 +376,7 @@ async fn the_content_decides_the_type_and_bad_forms_are_400() {
 
 #[tokio::test]
 async fn multi_file_requests_store_all_files_or_none() {
-    let stack = stack().await;
+    let stack = stack_with_own_bucket(Options::default()).await;
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
 
@@ -441,7 +442,7 @@ async fn multi_file_requests_store_all_files_or_none() {
 
 #[tokio::test]
 async fn every_upload_route_needs_a_session_and_is_documented() {
-    let stack = stack().await;
+    let stack = stack_with_own_bucket(Options::default()).await;
     let base = stack.gateway();
     let routes = [
         "profile/avatar",
@@ -515,7 +516,7 @@ async fn every_upload_route_needs_a_session_and_is_documented() {
 #[tokio::test]
 #[ignore = "a measurement: prints numbers"]
 async fn peak_rss_while_streaming_a_50_mib_upload() {
-    let stack = stack().await;
+    let stack = stack_with_own_bucket(Options::default()).await;
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let (gateway, uploads) = (

@@ -7,11 +7,11 @@ use aws_sdk_s3::{
     config::{BehaviorVersion, Credentials, Region},
 };
 use bytes::Bytes;
-use hilo_e2e::Stack;
+use hilo_e2e::{Options, Stack};
 use reqwest::header;
 use serde_json::Value;
 
-use crate::common::{User, http};
+use crate::common::{User, http, random, stack_with};
 
 pub const MIB: usize = 1024 * 1024;
 
@@ -90,6 +90,16 @@ pub async fn post_form(
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A stack whose uploads write to a bucket of its own, so the test sees only its objects;
+/// [`drop_bucket`] removes it at the end.
+pub async fn stack_with_own_bucket(options: Options) -> Stack {
+    stack_with(Options {
+        s3_bucket: Some(format!("hilo-e2e-{}", random(12))),
+        ..options
+    })
+    .await
 }
 
 /// A client for the stack's bucket, to see what really landed there.
