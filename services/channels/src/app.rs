@@ -37,7 +37,7 @@ impl App {
         outbox::ensure_events_stream(&jetstream)
             .await
             .context("creating the events stream")?;
-        let verifier = auth::verifier(&config.verifier).await?;
+        let verifier = auth::TokenVerifier::load(&config.verifier).await?;
         let accounts = AccountsServiceClient::new(grpc::connect(&config.verifier.accounts_url)?);
         let listener = grpc::bind(config.listen_addr).await?;
         let rpc = ChannelsRpc {

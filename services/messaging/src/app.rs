@@ -37,7 +37,7 @@ impl App {
         // Thread events are kept a day: enough for consumers that were away to catch up.
         let day = Duration::from_secs(24 * 3600);
         outbox::ensure_stream(&js, subjects::THREADS_STREAM, subjects::THREADS_ALL, day).await?;
-        let verifier = auth::verifier(&config.verifier).await?;
+        let verifier = auth::TokenVerifier::load(&config.verifier).await?;
         let access = Access::new(
             grpc::connect(&config.channels_url)?,
             grpc::connect(&config.verifier.accounts_url)?,
