@@ -11,8 +11,16 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(1000);
-    let stack = Stack::start(Options { log_dir: Some(std::env::temp_dir().join("hilo-bench-logs")), ..Options::default() }).await?;
+    let n: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1000);
+    let stack = Stack::start(Options {
+        log_dir: Some(std::env::temp_dir().join("hilo-bench-logs")),
+        ..Options::default()
+    })
+    .await?;
     let base = stack.gateway().to_owned();
     let http = reqwest::Client::new();
     let signed: Value = http
@@ -22,21 +30,46 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let token = signed["token"].as_str().context("sign-up token")?.to_owned();
+    let token = signed["token"]
+        .as_str()
+        .context("sign-up token")?
+        .to_owned();
     let bearer = format!("Bearer {token}");
-    let send = |path: &str, body: Value| http.post(format!("{base}{path}")).header("authorization", &bearer).json(&body).send();
-    let channel: Value = send("/api/channels", json!({ "name": "bench" })).await?.json().await?;
-    let thread: Value = send("/api/threads", json!({ "channelId": channel["id"], "name": "bench" })).await?.json().await?;
+    let send = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .header("authorization", &bearer)
+            .json(&body)
+            .send()
+    };
+    let channel: Value = send("/api/channels", json!({ "name": "bench" }))
+        .await?
+        .json()
+        .await?;
+    let thread: Value = send(
+        "/api/threads",
+        json!({ "channelId": channel["id"], "name": "bench" }),
+    )
+    .await?
+    .json()
+    .await?;
     let thread_id = thread["id"].as_str().context("thread id")?.to_owned();
 
     // Warm the connection pools and the session cache before measuring.
     for _ in 0..20 {
-        send("/api/messages", json!({ "threadId": thread_id, "content": "warm-up" })).await?;
+        send(
+            "/api/messages",
+            json!({ "threadId": thread_id, "content": "warm-up" }),
+        )
+        .await?;
     }
     let mut latencies = Vec::with_capacity(n);
     for i in 0..n {
         let started = Instant::now();
-        let response = send("/api/messages", json!({ "threadId": thread_id, "content": format!("message {i}") })).await?;
+        let response = send(
+            "/api/messages",
+            json!({ "threadId": thread_id, "content": format!("message {i}") }),
+        )
+        .await?;
         let status = response.status();
         response.bytes().await?;
         latencies.push(started.elapsed());
