@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "hilo/accounts/v1/accounts.proto",
     "hilo/channels/v1/channels.proto",
     "hilo/messaging/v1/messaging.proto",
+    "hilo/uploads/v1/uploads.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // A session with its user is large next to an error code; box it inside the oneof.
         .boxed(".hilo.accounts.v1.FinishSocialSignInResponse.outcome.signed_in")
+        // File chunks stay `Bytes` end to end: no copy between multipart, gRPC and S3.
+        .bytes(".hilo.uploads.v1.UploadRequest.chunk")
         .compile_fds(fds)?;
     Ok(())
 }

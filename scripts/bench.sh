@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# Realtime benchmarks on this machine (loopback only), against the infra of scripts/dev-up.sh:
-#   1. idle: RSS per idle authenticated WebSocket at N connections on one realtime replica;
-#   2. latency: POST -> WS latency at RATE messages/s to SUBS subscribers for SECS seconds.
-# Usage: scripts/bench.sh [N=10000] [SUBS=10] [RATE=100] [SECS=20]
-# Set PROFILE=release to measure optimised binaries (builds them first).
+# Benchmarks with the project's own tools, against the local infrastructure (started here).
+# Usage: scripts/bench.sh [post-latency [N]]   (release build; figures depend on the machine)
 set -euo pipefail
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
-N=${1:-10000} SUBS=${2:-10} RATE=${3:-100} SECS=${4:-20}
-PROFILE=${PROFILE:-dev}
-if [ "$PROFILE" = release ]; then
-  cargo build --release --workspace --bins
-  export HILO_BIN_DIR="$REPO/target/release"
-else
-  cargo build --workspace --bins
-  export HILO_BIN_DIR="$REPO/target/debug"
-fi
-# Each side holds N sockets: stay under the hard limit (20000 on the shared box).
-ulimit -n "$(ulimit -Hn)"
-echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024/1024)" GiB"}' /proc/meminfo), $(uname -r), profile $PROFILE"
-"$HILO_BIN_DIR/hilo-load" idle "$N"
-"$HILO_BIN_DIR/hilo-load" latency "$SUBS" "$RATE" "$SECS"
+cd "$(dirname "$0")/.."
+
+bash scripts/dev-up.sh >/dev/null
+set -a
+# shellcheck disable=SC1091
+. "${HILO_INFRA_DIR:-/tmp/hilo-infra}/env"
+set +a
+# Benchmarks run with production-like limits off for the single benchmarking client.
+export AUTH_RATE_LIMIT=off RUST_LOG=warn
+profile="${BENCH_PROFILE:-release}"
+cargo build --profile "$profile" --workspace --bins
+bin="target/$profile"; [ "$profile" = dev ] && bin=target/debug
+export HILO_BIN_DIR="$bin"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; profile: $profile"
+
+case "${1:-post-latency}" in
+  post-latency) "$bin/hilo-bench-post" "${2:-1000}" ;;
+  *) echo "unknown benchmark: $1" >&2; exit 2 ;;
+esac

@@ -14,5 +14,5 @@ export AUTH_RATE_LIMIT="${AUTH_RATE_LIMIT:-off}"
 
 cargo build --workspace --bins
 trap 'echo; echo "stopping the infrastructure"; bash scripts/dev-down.sh' EXIT
-# hilo-stack starts accounts and the gateway (port 8080) and stops them on Ctrl-C.
+# hilo-stack starts accounts, uploads and the gateway (port 8080) and stops them on Ctrl-C.
 target/debug/hilo-stack || true

@@ -27,9 +27,13 @@ pub struct Options {
     pub messaging_url: Option<String>,
     /// `AUTH_RATE_LIMIT` of the gateways.
     pub auth_rate_limit: String,
-    /// Fixed ports (gateway, accounts); `None` picks free ones.
+    /// Fixed ports (gateway, accounts, uploads); `None` picks free ones.
     pub gateway_port: Option<u16>,
     pub accounts_port: Option<u16>,
+    pub uploads_port: Option<u16>,
+    /// Bucket of the uploads service (created by uploads at start-up if missing); `None` is
+    /// the infrastructure's `S3_BUCKET`. Tests that look into the bucket use one of their own.
+    pub s3_bucket: Option<String>,
     /// Database to use; `None` creates a fresh one.
     pub database: Option<String>,
     /// Where service logs go: files under this folder, or the terminal.
@@ -49,12 +53,27 @@ impl Default for Options {
             auth_rate_limit: "off".to_owned(),
             gateway_port: None,
             accounts_port: None,
+            uploads_port: None,
+            s3_bucket: None,
             database: None,
             log_dir: None,
             env: Vec::new(),
             messaging_nats_url: None,
         }
     }
+}
+
+/// Where uploads stores files: tests look into the bucket with these.
+#[derive(Clone, Debug)]
+pub struct S3 {
+    /// The S3 server (path-style addressing).
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub bucket: String,
+    /// `S3_PUBLIC_URL` of the stack: objects are at `<public_url>/<key>`.
+    pub public_url: String,
 }
 
 /// Running Hilo processes; they are killed when this is dropped.
@@ -71,6 +90,10 @@ pub struct Stack {
     pub messaging: String,
     /// NATS URL of the infrastructure.
     pub nats_url: String,
+    /// gRPC URL of uploads.
+    pub uploads: String,
+    /// The S3 store and bucket uploads writes to.
+    pub s3: S3,
     /// The database this stack uses.
     pub database_url: String,
     /// The accounts signing key (tests forge and expire tokens with it).
@@ -81,7 +104,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts accounts, then the gateways, and waits until each answers.
+    /// Starts accounts, uploads, then the gateways, and waits until each answers.
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let infra = Infra::load()?;
         let bin = bin_dir()?;
@@ -90,6 +113,18 @@ impl Stack {
             None => create_database(&infra).await?,
         };
         let private_key_pem = keygen(&bin).await?;
+        let bucket = options
+            .s3_bucket
+            .clone()
+            .unwrap_or_else(|| infra.s3_bucket.clone());
+        let s3 = S3 {
+            public_url: format!("{}/{bucket}", infra.s3_endpoint.trim_end_matches('/')),
+            endpoint: infra.s3_endpoint.clone(),
+            region: infra.s3_region.clone(),
+            access_key_id: infra.s3_access_key_id.clone(),
+            secret_access_key: infra.s3_secret_access_key.clone(),
+            bucket,
+        };
         let mut stack = Self {
             gateways: Vec::new(),
             realtimes: Vec::new(),
@@ -97,6 +132,8 @@ impl Stack {
             channels: String::new(),
             messaging: String::new(),
             nats_url: infra.nats_url.clone(),
+            uploads: String::new(),
+            s3,
             database_url,
             private_key_pem,
             log_dir: options.log_dir.clone(),
@@ -141,6 +178,33 @@ impl Stack {
             .start_service(&bin, "hilo-messaging", "messaging", None, messaging_env)
             .await?;
 
+        // Uploads fetches the token key from accounts (no JWT_PUBLIC_KEY), as in production.
+        let uploads_addr = addr(options.uploads_port)?;
+        let s3 = &stack.s3;
+        let mut env = vec![
+            ("LISTEN_ADDR".to_owned(), uploads_addr.to_string()),
+            ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+            ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
+            ("S3_ENDPOINT".to_owned(), s3.endpoint.clone()),
+            ("S3_REGION".to_owned(), s3.region.clone()),
+            ("S3_BUCKET".to_owned(), s3.bucket.clone()),
+            ("S3_ACCESS_KEY_ID".to_owned(), s3.access_key_id.clone()),
+            (
+                "S3_SECRET_ACCESS_KEY".to_owned(),
+                s3.secret_access_key.clone(),
+            ),
+            (
+                "S3_FORCE_PATH_STYLE".to_owned(),
+                infra.s3_force_path_style.clone(),
+            ),
+            ("S3_PUBLIC_URL".to_owned(), s3.public_url.clone()),
+            ("S3_CREATE_BUCKET".to_owned(), "true".to_owned()),
+        ];
+        env.extend(options.env.iter().cloned());
+        stack.spawn(&bin, "hilo-uploads", "uploads", &env)?;
+        stack.uploads = format!("http://{uploads_addr}");
+        wait_tcp(uploads_addr, &mut stack).await?;
+
         let secret: String = rand::rng()
             .sample_iter(&Alphanumeric)
             .take(40)
@@ -180,6 +244,7 @@ impl Stack {
                 ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
                 ("CHANNELS_URL".to_owned(), stack.channels.clone()),
                 ("MESSAGING_URL".to_owned(), stack.messaging.clone()),
+                ("UPLOADS_URL".to_owned(), stack.uploads.clone()),
                 ("REDIS_URL".to_owned(), infra.redis_url.clone()),
                 ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
                 ("BETTER_AUTH_URL".to_owned(), url.clone()),
@@ -205,6 +270,14 @@ impl Stack {
     /// The first gateway's base URL.
     pub fn gateway(&self) -> &str {
         &self.gateways[0]
+    }
+
+    /// The process id of a running service: `accounts`, `uploads`, `gateway-0`, ...
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, child)| child.id())
     }
 
     /// Everything the services logged so far (when logging to files).
@@ -349,6 +422,12 @@ struct Infra {
     database_url: String,
     redis_url: String,
     nats_url: String,
+    s3_endpoint: String,
+    s3_region: String,
+    s3_access_key_id: String,
+    s3_secret_access_key: String,
+    s3_force_path_style: String,
+    s3_bucket: String,
 }
 
 impl Infra {
@@ -373,6 +452,12 @@ impl Infra {
             database_url: get("DATABASE_URL")?,
             redis_url: get("REDIS_URL")?,
             nats_url: get("NATS_URL")?,
+            s3_endpoint: get("S3_ENDPOINT")?,
+            s3_region: get("S3_REGION").unwrap_or_else(|_| "us-east-1".to_owned()),
+            s3_access_key_id: get("S3_ACCESS_KEY_ID")?,
+            s3_secret_access_key: get("S3_SECRET_ACCESS_KEY")?,
+            s3_force_path_style: get("S3_FORCE_PATH_STYLE").unwrap_or_else(|_| "true".to_owned()),
+            s3_bucket: get("S3_BUCKET").unwrap_or_else(|_| "hilo".to_owned()),
         })
     }
 
@@ -394,17 +479,19 @@ fn env_file() -> Vec<(String, String)> {
         .collect()
 }
 
+/// `n` random lowercase letters and digits (valid in database and bucket names).
+fn random_name(n: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect::<String>()
+        .to_lowercase()
+}
+
 /// Creates a database with a random name and returns its URL.
 async fn create_database(infra: &Infra) -> anyhow::Result<String> {
-    let name = format!(
-        "hilo_e2e_{}",
-        rand::rng()
-            .sample_iter(&Alphanumeric)
-            .take(12)
-            .map(char::from)
-            .collect::<String>()
-            .to_lowercase()
-    );
+    let name = format!("hilo_e2e_{}", random_name(12));
     let mut conn = PgConnection::connect(&infra.database_url)
         .await
         .context("connecting to PostgreSQL")?;

@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let options = Options {
         gateway_port: Some(port("HILO_GATEWAY_PORT", 8080)),
         accounts_port: Some(port("HILO_ACCOUNTS_PORT", 50051)),
+        uploads_port: Some(port("HILO_UPLOADS_PORT", 50054)),
         database: Some(std::env::var("HILO_DATABASE").unwrap_or_else(|_| "hilo".to_owned())),
         auth_rate_limit: std::env::var("AUTH_RATE_LIMIT").unwrap_or_else(|_| "off".to_owned()),
         ..Options::default()
@@ -27,8 +28,8 @@ async fn main() -> anyhow::Result<()> {
         stack.gateway()
     );
     println!(
-        "accounts gRPC {}. Ctrl-C stops everything.\n",
-        stack.accounts
+        "accounts gRPC {}, uploads gRPC {} (bucket {}). Ctrl-C stops everything.\n",
+        stack.accounts, stack.uploads, stack.s3.bucket
     );
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -149,7 +149,7 @@ async fn probes_root_and_openapi_answer() {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<Value>().await.unwrap(),
-        json!({ "redis": true, "accounts": true, "channels": true, "messaging": true })
+        json!({ "redis": true, "accounts": true, "channels": true, "messaging": true, "uploads": true })
     );
 
     let spec: Value = http()

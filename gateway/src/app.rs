@@ -1,11 +1,16 @@
 //! Builds the gateway: clients (once), shared state, the router and its layers, and serves it.
 
-use std::{net::SocketAddr, ops::Deref, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    ops::Deref,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use axum::{
     Router,
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -15,6 +20,7 @@ use hilo_proto::{
     accounts::v1::accounts_service_client::AccountsServiceClient,
     channels::v1::channels_service_client::ChannelsServiceClient,
     messaging::v1::messaging_service_client::MessagingServiceClient,
+    uploads::v1::uploads_service_client::UploadsServiceClient,
 };
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -24,7 +30,6 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
 };
 use tracing::Instrument as _;
 
@@ -45,6 +50,8 @@ pub struct Shared {
     pub messaging: MessagingServiceClient<Channel>,
     /// Health of each service, by name, for `/readyz`.
     pub health: Vec<(&'static str, HealthClient<Channel>)>,
+    /// Its calls may last as long as an upload request (UPLOAD_TIMEOUT_SECS).
+    pub uploads: UploadsServiceClient<Channel>,
     pub redis: redis::aio::ConnectionManager,
     pub cookies: Cookies,
     /// BETTER_AUTH_URL without a trailing slash: OAuth redirect URIs and default redirects.
@@ -78,6 +85,7 @@ impl App {
         let accounts = grpc::connect(&config.accounts_url)?;
         let channels = grpc::connect(&config.channels_url)?;
         let messaging = grpc::connect(&config.messaging_url)?;
+        let uploads = grpc::connect_with_timeout(&config.uploads_url, config.upload_timeout())?;
         let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
         let redis = redis::aio::ConnectionManager::new(redis)
             .await
@@ -90,7 +98,9 @@ impl App {
                 ("accounts", HealthClient::new(accounts)),
                 ("channels", HealthClient::new(channels)),
                 ("messaging", HealthClient::new(messaging)),
+                ("uploads", HealthClient::new(uploads.clone())),
             ],
+            uploads: UploadsServiceClient::new(uploads),
             redis,
             cookies: Cookies::new(&secret, config.secure_prefix(), config.production()),
             base_url: config.better_auth_url.trim_end_matches('/').to_owned(),
@@ -149,9 +159,12 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         }))
         .layer(middleware::from_fn(observe))
         .layer(cors(config)?)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            config.request_timeout(),
+        .layer(middleware::from_fn_with_state(
+            Timeouts {
+                request: config.request_timeout(),
+                upload: config.upload_timeout(),
+            },
+            timeout,
         ))
         .layer(middleware::map_response(json_errors));
     Ok(api
@@ -192,6 +205,31 @@ fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
             HeaderName::from_static("x-retry-after"),
         ])
         .max_age(std::time::Duration::from_secs(600)))
+}
+
+/// How long a request may take: uploads get their own, longer budget.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    request: Duration,
+    upload: Duration,
+}
+
+/// Answers 504 when a request takes longer than its budget.
+async fn timeout(State(limits): State<Timeouts>, req: Request, next: Next) -> Response {
+    let limit = if req.uri().path().starts_with("/api/uploads/") {
+        limits.upload
+    } else {
+        limits.request
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "GATEWAY_TIMEOUT",
+            "The request took too long",
+        )
+        .into_response(),
+    }
 }
 
 /// Runs the request inside its span (trace id, request id) and records status and latency.

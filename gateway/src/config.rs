@@ -29,6 +29,9 @@ pub struct Config {
     /// unset, `/ws` is not served here (route it to realtime directly).
     #[arg(long, env = "REALTIME_URL")]
     pub realtime_url: Option<String>,
+    /// gRPC address of the uploads service.
+    #[arg(long, env = "UPLOADS_URL", default_value = "http://127.0.0.1:50054")]
+    pub uploads_url: String,
     /// Redis URL: rate limits and the session -> access-token cache, shared by all replicas.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: String,
@@ -59,6 +62,10 @@ pub struct Config {
     /// Requests taking longer are answered 504.
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Upload requests (`/api/uploads/*`) taking longer are answered 504: files of tens of MiB
+    /// need more than REQUEST_TIMEOUT_SECS on a slow link.
+    #[arg(long, env = "UPLOAD_TIMEOUT_SECS", default_value_t = 600)]
+    pub upload_timeout_secs: u64,
     /// Development mode: allows running without BETTER_AUTH_SECRET (a fixed, public one is used).
     #[arg(long, env = "HILO_DEV", default_value_t = false, action = clap::ArgAction::Set)]
     pub dev: bool,
@@ -129,6 +136,11 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    /// The budget of `/api/uploads/*` requests.
+    pub fn upload_timeout(&self) -> Duration {
+        Duration::from_secs(self.upload_timeout_secs.max(1))
     }
 }
 

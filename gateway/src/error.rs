@@ -130,6 +130,16 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
+/// Reasons that pick a more precise status than their gRPC code's: a file over its limit (413)
+/// or of a type not allowed (415) is bad input to gRPC, but HTTP has words for them.
+pub fn reason_status(reason: &str) -> Option<StatusCode> {
+    match reason {
+        "PAYLOAD_TOO_LARGE" => Some(StatusCode::PAYLOAD_TOO_LARGE),
+        "UNSUPPORTED_MEDIA_TYPE" => Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        _ => None,
+    }
+}
+
 /// The default `code` of an HTTP status, when a service gave no reason.
 pub fn default_code(status: StatusCode) -> &'static str {
     match status {
@@ -168,6 +178,7 @@ impl From<tonic::Status> for ApiError {
             .error_info()
             .map(|i| i.reason.clone())
             .unwrap_or_else(|| default_code(http).to_owned());
+        let http = reason_status(&code).unwrap_or(http);
         let mut error = Self::new(http, &code, status.message());
         if let Some(bad) = details.bad_request() {
             error.body.details = bad
@@ -242,5 +253,18 @@ mod tests {
         assert_eq!(error.status, StatusCode::BAD_REQUEST);
         assert_eq!(error.body.code, "PASSWORD_TOO_SHORT");
         assert_eq!(error.body.details[0].field, "password");
+    }
+
+    #[test]
+    fn file_reasons_pick_413_and_415() {
+        for (reason, http) in [
+            ("PAYLOAD_TOO_LARGE", StatusCode::PAYLOAD_TOO_LARGE),
+            ("UNSUPPORTED_MEDIA_TYPE", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ] {
+            let details = tonic_types::ErrorDetails::with_error_info(reason, "hilo", []);
+            let status = tonic::Status::with_error_details(Code::InvalidArgument, "no", details);
+            let error = ApiError::from(status);
+            assert_eq!((error.status, error.body.code.as_str()), (http, reason));
+        }
     }
 }

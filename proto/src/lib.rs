@@ -28,6 +28,14 @@ pub mod messaging {
 pub mod frames;
 pub mod subjects;
 
+/// Uploads: streamed and presigned uploads to S3, MIME sniffing, limits.
+pub mod uploads {
+    /// Version 1 of the uploads API.
+    pub mod v1 {
+        tonic::include_proto!("hilo.uploads.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every Hilo proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/hilo_descriptor.bin"));

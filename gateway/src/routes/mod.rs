@@ -8,7 +8,9 @@ pub mod members;
 pub mod messages;
 pub mod meta;
 pub mod oauth;
+mod presign;
 pub mod threads;
+pub mod uploads;
 pub mod users;
 
 use utoipa::OpenApi;
@@ -43,6 +45,7 @@ pub fn query_number(field: &str, raw: Option<&str>, default: i64) -> ApiResult<i
         (name = "members", description = "Channel membership and roles"),
         (name = "threads", description = "Threads of a channel"),
         (name = "messages", description = "Messages of a thread"),
+        (name = "uploads", description = "Files: streamed through the gateway or presigned straight to S3; types decided by content"),
     )
 )]
 struct ApiDoc;
@@ -58,6 +61,7 @@ pub fn api() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(members::router())
         .merge(threads::router())
         .merge(messages::router())
+        .merge(uploads::router())
         .split_for_parts()
 }
 

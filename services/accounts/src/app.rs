@@ -84,8 +84,5 @@ impl App {
 
 /// Applies the schema's migrations and returns (the `migrate` subcommand).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let pool = db::connect(&config.database_url, SCHEMA, 1).await?;
-    db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
-    tracing::info!("accounts migrations applied");
-    Ok(())
+    db::migrate_only(&config.database_url, SCHEMA, &MIGRATOR).await
 }

@@ -37,7 +37,7 @@ impl App {
         outbox::ensure_events_stream(&jetstream)
             .await
             .context("creating the events stream")?;
-        let verifier = auth::verifier(&config.verifier).await?;
+        let verifier = auth::TokenVerifier::load(&config.verifier).await?;
         let accounts = AccountsServiceClient::new(grpc::connect(&config.verifier.accounts_url)?);
         let listener = grpc::bind(config.listen_addr).await?;
         let rpc = ChannelsRpc {
@@ -87,8 +87,5 @@ impl App {
 
 /// Applies the schema's migrations and returns (the `migrate` subcommand).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let pool = db::connect(&config.database_url, SCHEMA, 1).await?;
-    db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
-    tracing::info!("channels migrations applied");
-    Ok(())
+    db::migrate_only(&config.database_url, SCHEMA, &MIGRATOR).await
 }

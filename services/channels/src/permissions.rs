@@ -117,17 +117,17 @@ mod tests {
     }
 
     #[test]
-    fn reading_is_open_in_public_channels_and_hidden_in_private_ones() {
+    fn seeing_is_open_in_public_channels_and_hidden_in_private_ones() {
         check(
-            Read,
+            See,
             [Allow, Allow, Allow, Allow],
             [Hidden, Allow, Allow, Allow],
         );
     }
 
     #[test]
-    fn members_list_members_and_post() {
-        for action in [ListMembers, Post] {
+    fn only_members_read_list_members_and_post() {
+        for action in [Read, ListMembers, Post] {
             check(
                 action,
                 [Deny, Allow, Allow, Allow],

@@ -2,11 +2,17 @@
 //! key only) and takes the caller from it; no service trusts a user id sent as a plain field.
 //! Signing lives in accounts, the only holder of the private key.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
+use hilo_proto::accounts::v1::{
+    GetPublicKeyRequest, accounts_service_client::AccountsServiceClient,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
+
+use crate::{config::VerifierArgs, grpc};
 
 /// Seconds of clock skew tolerated on `exp`/`nbf` between signer and verifiers.
 const LEEWAY_SECS: u64 = 5;
@@ -75,6 +81,41 @@ impl TokenVerifier {
         Ok(Self { key, validation })
     }
 
+    /// The verifier a service builds once at start-up: from `JWT_PUBLIC_KEY` when set, else
+    /// from accounts' `GetPublicKey`, retried with backoff until accounts answers (services may
+    /// start before it). Issuer and audience are always this service's own settings.
+    pub async fn load(args: &VerifierArgs) -> anyhow::Result<Self> {
+        let (issuer, audience) = (&args.jwt.jwt_issuer, &args.jwt.jwt_audience);
+        if let Some(pem) = &args.jwt_public_key {
+            return Self::from_public_pem(pem, issuer, audience).context("JWT_PUBLIC_KEY");
+        }
+        let mut accounts = AccountsServiceClient::new(grpc::connect(&args.accounts_url)?);
+        let mut delay = Duration::from_millis(100);
+        let key = loop {
+            match accounts.get_public_key(GetPublicKeyRequest {}).await {
+                Ok(response) => break response.into_inner(),
+                Err(status) => {
+                    tracing::warn!(
+                        accounts = %args.accounts_url, code = ?status.code(), retry_in_ms = delay.as_millis() as u64,
+                        "accounts' public key is not available yet"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        if (&key.issuer, &key.audience) != (issuer, audience) {
+            tracing::warn!(
+                accounts_issuer = key.issuer,
+                accounts_audience = key.audience,
+                "accounts signs for another issuer or audience than JWT_ISSUER/JWT_AUDIENCE: its tokens will be refused"
+            );
+        }
+        tracing::info!(accounts = %args.accounts_url, "token verification key fetched from accounts");
+        Self::from_public_pem(&key.public_key_pem, issuer, audience)
+            .context("the public key sent by accounts")
+    }
+
     /// Checks signature, algorithm, expiry, issuer and audience.
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
         jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map(|data| data.claims)
@@ -102,42 +143,36 @@ impl TokenVerifier {
     }
 }
 
-/// The verifier a service uses: from `JWT_PUBLIC_KEY`, or else fetched from accounts'
-/// `GetPublicKey`, retried for up to a minute so services may start in any order.
-pub async fn verifier(args: &crate::config::VerifierArgs) -> anyhow::Result<TokenVerifier> {
-    use hilo_proto::accounts::v1::{
-        GetPublicKeyRequest, accounts_service_client::AccountsServiceClient,
-    };
-    let (iss, aud) = (&args.jwt.jwt_issuer, &args.jwt.jwt_audience);
-    if let Some(pem) = &args.jwt_public_key {
-        return TokenVerifier::from_public_pem(pem, iss, aud);
-    }
-    let mut client = AccountsServiceClient::new(crate::grpc::connect(&args.accounts_url)?);
-    let mut delay = std::time::Duration::from_millis(100);
-    for attempt in 1.. {
-        match client.get_public_key(GetPublicKeyRequest {}).await {
-            Ok(reply) => {
-                return TokenVerifier::from_public_pem(
-                    &reply.into_inner().public_key_pem,
-                    iss,
-                    aud,
-                );
-            }
-            Err(status) if attempt < 20 => {
-                tracing::warn!(attempt, code = ?status.code(), "accounts not reachable for the public key yet");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(5));
-            }
-            Err(status) => anyhow::bail!("fetching the token public key from accounts: {status}"),
-        }
-    }
-    unreachable!("the loop returns")
-}
-
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::JwtArgs;
+
+    fn args(pem: &str) -> VerifierArgs {
+        VerifierArgs {
+            jwt_public_key: Some(pem.to_owned()),
+            // Nothing listens there: a configured key must not need accounts.
+            accounts_url: "http://127.0.0.1:1".to_owned(),
+            jwt: JwtArgs {
+                jwt_issuer: "hilo".to_owned(),
+                jwt_audience: "hilo".to_owned(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_configured_public_key_is_used_without_asking_accounts() {
+        let pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAeC7D9Y9MjRlKzIbKUM7iAAN5B+SKPABV/M7LrNuN9hw=\n-----END PUBLIC KEY-----\n";
+        let verifier = TokenVerifier::load(&args(pem)).await;
+        assert!(verifier.is_ok_and(|v| v.verify("not.a.jwt").is_err()));
+        assert!(TokenVerifier::load(&args("not a key")).await.is_err());
+    }
 }

@@ -37,10 +37,11 @@ pub struct JwtArgs {
     pub jwt_audience: String,
 }
 
-/// How a service (other than accounts) gets the key that verifies access tokens.
+/// Where a token verifier gets accounts' public key: the variable, or accounts itself.
 #[derive(Args, Clone, Debug)]
 pub struct VerifierArgs {
-    /// Ed25519 public key (SPKI PEM) of accounts; when unset it is fetched from ACCOUNTS_URL.
+    /// Ed25519 public key (SubjectPublicKeyInfo PEM) that verifies access tokens. When unset it
+    /// is fetched once at start-up from accounts (`GetPublicKey` at ACCOUNTS_URL).
     #[arg(long, env = "JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<String>,
     /// gRPC address of the accounts service.

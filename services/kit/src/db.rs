@@ -43,6 +43,14 @@ pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> anyhow
     Ok(())
 }
 
+/// The `migrate` subcommand of a service: connects, applies `schema`'s migrations, returns.
+pub async fn migrate_only(url: &str, schema: &str, migrator: &Migrator) -> anyhow::Result<()> {
+    let pool = connect(url, schema, 1).await?;
+    migrate(&pool, schema, migrator).await?;
+    tracing::info!(schema, "migrations applied");
+    Ok(())
+}
+
 /// True when `error` is a unique violation of `constraint`.
 pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
     match error {

@@ -111,12 +111,18 @@ impl Drop for CallTimer {
 }
 
 /// A lazily connected channel to `url` (e.g. `http://127.0.0.1:50051`). Built once at start-up
-/// and cloned per call; it reconnects by itself.
+/// and cloned per call; it reconnects by itself. Calls time out after 15 s.
 pub fn connect(url: &str) -> anyhow::Result<Channel> {
+    connect_with_timeout(url, std::time::Duration::from_secs(15))
+}
+
+/// [`connect`] with another per-call timeout, for calls that legitimately last long (a file
+/// streamed through an upload).
+pub fn connect_with_timeout(url: &str, timeout: std::time::Duration) -> anyhow::Result<Channel> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("invalid gRPC endpoint {url}"))?
         .connect_timeout(std::time::Duration::from_secs(3))
-        .timeout(std::time::Duration::from_secs(15))
+        .timeout(timeout)
         .tcp_nodelay(true);
     Ok(endpoint.connect_lazy())
 }

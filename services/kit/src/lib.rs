@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: argument groups read from the environment (documented by `--help`).
 //! - [`telemetry`]: JSON logs, OpenTelemetry export, W3C trace-context propagation.
-//! - [`auth`]: access-token verification (EdDSA public key) and the caller of a gRPC request.
+//! - [`auth`]: access-token verification (EdDSA public key, from the environment or fetched from
+//!   accounts) and the caller of a gRPC request.
 //! - [`grpc`]: serving (health, reflection, tracing, connection age) and connecting.
 //! - [`db`]: PostgreSQL pool on a service's own schema, and its migrations.
 //! - [`outbox`]: events written with the change, published to JetStream after commit.

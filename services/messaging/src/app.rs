@@ -37,7 +37,7 @@ impl App {
         // Thread events are kept a day: enough for consumers that were away to catch up.
         let day = Duration::from_secs(24 * 3600);
         outbox::ensure_stream(&js, subjects::THREADS_STREAM, subjects::THREADS_ALL, day).await?;
-        let verifier = auth::verifier(&config.verifier).await?;
+        let verifier = auth::TokenVerifier::load(&config.verifier).await?;
         let access = Access::new(
             grpc::connect(&config.channels_url)?,
             grpc::connect(&config.verifier.accounts_url)?,
@@ -99,8 +99,5 @@ impl App {
 
 /// Applies the schema's migrations and returns (the `migrate` subcommand).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let pool = db::connect(&config.database_url, SCHEMA, 1).await?;
-    db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
-    tracing::info!("messaging migrations applied");
-    Ok(())
+    db::migrate_only(&config.database_url, SCHEMA, &MIGRATOR).await
 }
