@@ -2,7 +2,7 @@
 //! Better Auth's codes where a Better Auth route surfaces them, so the gateway passes them on.
 
 use hilo_kit::{
-    grpc::{internal, status},
+    grpc::{db_error, internal, status},
     validate::Invalid,
 };
 use tonic::{Code, Status};
@@ -87,7 +87,7 @@ impl From<Error> for Status {
                 "ACCOUNT_NOT_FOUND",
                 "Account not found",
             ),
-            Error::Db(error) => internal(error),
+            Error::Db(error) => db_error(error),
             Error::Internal(error) => internal(format!("{error:#}")),
         }
     }

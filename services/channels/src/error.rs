@@ -1,7 +1,7 @@
 //! Channels' errors and their one mapping to gRPC statuses.
 
 use hilo_kit::{
-    grpc::{internal, status},
+    grpc::{db_error, internal, status},
     validate::Invalid,
 };
 use tonic::{Code, Status};
@@ -53,7 +53,7 @@ impl From<Error> for Status {
                 "The last admin cannot leave or be demoted; promote another admin first",
             ),
             Error::Forbidden(message) => status(Code::PermissionDenied, "FORBIDDEN", message),
-            Error::Db(error) => internal(error),
+            Error::Db(error) => db_error(error),
             Error::Internal(error) => internal(format!("{error:#}")),
         }
     }

@@ -153,6 +153,18 @@ pub fn internal(error: impl std::fmt::Display) -> Status {
     Status::internal("internal error")
 }
 
+/// A database failure as a status: an exhausted or unreachable pool is UNAVAILABLE (the
+/// client may retry: 503 at the gateway), anything else INTERNAL. Causes are logged only.
+pub fn db_error(error: sqlx::Error) -> Status {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            tracing::warn!(%error, "database unavailable");
+            Status::unavailable("database busy, try again")
+        }
+        other => internal(other),
+    }
+}
+
 /// Domain of the `ErrorInfo` attached to Hilo's statuses.
 pub const ERROR_DOMAIN: &str = "hilo";
 

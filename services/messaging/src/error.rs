@@ -1,7 +1,7 @@
 //! Messaging's errors and their one mapping to gRPC statuses.
 
 use hilo_kit::{
-    grpc::{internal, status},
+    grpc::{db_error, internal, status},
     validate::Invalid,
 };
 use tonic::{Code, Status};
@@ -59,7 +59,7 @@ impl From<Error> for Status {
             ),
             Error::Upstream(status) if status.code() == Code::Unauthenticated => status,
             Error::Upstream(status) => internal(format!("channels call failed: {status}")),
-            Error::Db(error) => internal(error),
+            Error::Db(error) => db_error(error),
             Error::Internal(error) => internal(format!("{error:#}")),
         }
     }
