@@ -1,6 +1,7 @@
 //! The accounts gRPC service: one short method per RPC holding the rules; SQL is in `db`.
 
 use chrono::{DateTime, Duration, Utc};
+use hilo_kit::grpc::reply;
 use hilo_kit::{
     auth::{Caller, TokenVerifier},
     validate::{self, Invalid, Violations},
@@ -146,11 +147,6 @@ impl AccountsService for AccountsRpc {
         let caller = self.verifier.caller(&r)?;
         reply(self.unlink(caller, r.into_inner()).await)
     }
-}
-
-/// Wraps an operation's result for tonic; errors go through the one `Error -> Status` table.
-fn reply<T>(result: Result<T>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 impl AccountsRpc {

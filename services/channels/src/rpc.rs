@@ -2,6 +2,7 @@
 //! operations are in `members.rs`; the rules themselves in `permissions.rs`.
 
 use chrono::{DateTime, Utc};
+use hilo_kit::grpc::reply;
 use hilo_kit::{
     auth::{Caller, TokenVerifier},
     outbox::Relay,
@@ -37,11 +38,6 @@ pub struct ChannelsRpc {
     /// For members' names and avatars, called with the caller's own token.
     pub accounts: AccountsServiceClient<Channel>,
     pub relay: Relay,
-}
-
-/// Wraps an operation's result for tonic; errors go through the one `Error -> Status` table.
-fn reply<T>(result: Result<T>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 /// The gRPC surface: every RPC authenticates its caller, then runs the operation.

@@ -147,6 +147,12 @@ pub fn request<T>(message: T, bearer: Option<&str>, request_id: Option<&str>) ->
     req
 }
 
+/// Wraps an operation's result for tonic; the service's error converts through its one
+/// `Error -> Status` table.
+pub fn reply<T, E: Into<Status>>(result: Result<T, E>) -> Result<tonic::Response<T>, Status> {
+    result.map(tonic::Response::new).map_err(Into::into)
+}
+
 /// An INTERNAL status that tells the caller nothing; the cause is logged here instead.
 pub fn internal(error: impl std::fmt::Display) -> Status {
     tracing::error!(%error, "internal error");

@@ -1,6 +1,7 @@
 //! The messaging gRPC service: the table of RPCs and the thread operations. Message
 //! operations are in `messages.rs`, the event log in `events.rs`, permissions in `access.rs`.
 
+use hilo_kit::grpc::reply;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -36,10 +37,6 @@ pub struct MessagingRpc {
     pub verifier: TokenVerifier,
     pub access: Arc<Access>,
     pub relay: Relay,
-}
-
-fn reply<T>(result: Result<T>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 /// The gRPC surface: every RPC authenticates its caller, then runs the operation.

@@ -1,6 +1,7 @@
 //! The uploads gRPC service: authenticate the caller, then one short method per RPC holding
 //! the rules; S3 calls are in `s3`, streamed files in `stream`.
 
+use hilo_kit::grpc::reply;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hilo_kit::{
@@ -80,13 +81,8 @@ impl UploadsService for UploadsRpc {
         r: Request<pb::GetLimitsRequest>,
     ) -> Result<Response<pb::GetLimitsResponse>, Status> {
         self.verifier.caller(&r)?;
-        reply(Ok(limits()))
+        Ok(tonic::Response::new(limits()))
     }
-}
-
-/// Wraps an operation's result for tonic; errors go through the one `Error -> Status` table.
-fn reply<T>(result: Result<T>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 impl UploadsRpc {
