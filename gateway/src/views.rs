@@ -1,18 +1,11 @@
 //! The JSON shapes clients receive for users and sessions (API.md §1; BEHAVIOUR §3.10), made
 //! from the accounts protos in one place for the auth and users routes.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use hilo_proto::{Timestamp, accounts::v1 as pb, channels::v1 as channels};
+/// The API's one time format, shared with the thread and message frames.
+pub use hilo_proto::frames::iso;
+use hilo_proto::{accounts::v1 as pb, channels::v1 as channels};
 use serde::Serialize;
 use utoipa::ToSchema;
-
-/// ISO-8601 UTC with milliseconds (`2026-02-20T10:00:00.000Z`).
-pub fn iso(t: Option<Timestamp>) -> String {
-    let t = t.unwrap_or_default();
-    DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// A user with their profile (`/api/users`). `email` is present only on the caller's own user.
 #[derive(Debug, Serialize, ToSchema)]
