@@ -1,9 +1,12 @@
 //! Realtime against the real messaging and channels: a message posted through one gateway
 //! reaches a socket on the other realtime replica (also through a gateway's `/ws`), with one
-//! trace id from the HTTP request to the delivery; removal from the channel ends delivery.
+//! trace from the HTTP request to the delivery as exported over OTLP; removal from the channel
+//! ends delivery.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "common/otlp.rs"]
+mod otlp;
 #[path = "common/ws.rs"]
 mod ws;
 
@@ -11,14 +14,17 @@ use std::time::Duration;
 
 use common::{User, call, sign_up};
 use hilo_e2e::{Options, Stack};
+use otlp::{Collector, ancestry, names};
 use reqwest::Method;
 use serde_json::{Value, json};
 use ws::{assert_silent, frame, join, open};
 
-async fn start() -> Stack {
+/// Two gateways and two realtime replicas, every service exporting its spans to `collector`.
+async fn start(collector: &Collector) -> Stack {
     common::stack_with(Options {
         gateways: 2,
         realtimes: 2,
+        env: collector.env(),
         ..Options::default()
     })
     .await
@@ -58,20 +64,21 @@ async fn channel_with_thread(base: &str, owner: &User, member: &User) -> (String
 
 #[tokio::test]
 async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
-    let stack = start().await;
+    let collector = Collector::start().await;
+    let stack = start(&collector).await;
     let (a, b) = (&stack.gateways[0], &stack.gateways[1]);
     let ana = sign_up(a, "Ana").await;
     let bob = sign_up(a, "Bob").await;
     let eve = sign_up(a, "Eve").await;
     let (channel, thread) = channel_with_thread(a, &ana, &bob).await;
 
-    // Bob on realtime B directly; Ana through gateway B's /ws (handed to a realtime replica).
+    // Bob on realtime B directly; Ana through gateway A's /ws (handed to realtime A).
     let mut bob_ws = open(&stack.realtimes[1], &bob.bearer()).await;
     assert_eq!(
         join(&mut bob_ws, &thread, None).await[0]["type"],
         "JOINED_THREAD"
     );
-    let mut ana_ws = open(&b.replace("http://", "ws://"), &ana.bearer()).await;
+    let mut ana_ws = open(&a.replace("http://", "ws://"), &ana.bearer()).await;
     assert_eq!(
         join(&mut ana_ws, &thread, Some(0)).await[0]["type"],
         "JOINED_THREAD"
@@ -103,11 +110,9 @@ async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
         Some("FORBIDDEN" | "NOT_FOUND")
     ));
 
-    let trace_id = format!("{:032x}", rand::random::<u128>() | 1);
     let response = common::http()
         .post(format!("{a}/api/messages"))
         .header("authorization", ana.bearer())
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
         .json(&json!({ "threadId": thread, "content": "hello, live" }))
         .send()
         .await
@@ -124,19 +129,40 @@ async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
         assert_eq!(pushed["payload"]["sender"]["id"], ana.id);
     }
     assert_silent(&mut eve_ws, Duration::from_millis(300)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = stack.logs().unwrap();
-    let with_trace: Vec<&str> = logs.lines().filter(|l| l.contains(&trace_id)).collect();
-    assert!(
-        with_trace
-            .iter()
-            .any(|l| l.contains("thread event fanned out")),
-        "realtime continues the trace"
-    );
-    assert!(
-        with_trace.iter().any(|l| l.contains("request served")),
-        "the gateway request has it"
-    );
+
+    // One trace, as exported over OTLP: the gateway's request, messaging's RPC, the outbox
+    // publish to NATS, then the delivery on each realtime replica.
+    let post = collector
+        .wait_for("gateway's POST /api/messages", |spans| {
+            spans
+                .iter()
+                .find(|s| {
+                    s.service == "hilo-gateway" && s.attribute("path") == Some("/api/messages")
+                })
+                .cloned()
+        })
+        .await;
+    let deliveries = collector
+        .wait_for("the post's delivery on both replicas", |spans| {
+            let chains: Vec<Vec<String>> = spans
+                .iter()
+                .filter(|s| s.name == "deliver" && s.trace_id == post.trace_id)
+                .filter_map(|s| ancestry(spans, s).map(|chain| names(&chain)))
+                .collect();
+            (chains.len() == 2).then_some(chains)
+        })
+        .await;
+    for chain in deliveries {
+        assert_eq!(
+            chain,
+            [
+                "hilo-realtime/deliver",
+                "hilo-messaging/publish",
+                "hilo-messaging/request",
+                "hilo-gateway/request",
+            ]
+        );
+    }
 
     // Bob removed from the channel: his subscription ends at once.
     let (status, _) = call(
@@ -164,4 +190,31 @@ async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
     assert_silent(&mut bob_ws, Duration::from_millis(300)).await;
     let refused = join(&mut bob_ws, &thread, None).await;
     assert_eq!(refused[0]["type"], "ERROR");
+
+    // The WebSocket hop: Ana's socket (its span ends, and is exported, when it closes) came
+    // through gateway A, and her JOIN_THREAD's authorization by messaging is in that trace.
+    ana_ws.close(None).await.unwrap();
+    let chain = collector
+        .wait_for("Ana's join, traced from gateway A's /ws", |spans| {
+            spans
+                .iter()
+                .filter(|s| {
+                    s.attribute("path")
+                        .is_some_and(|p| p.ends_with("/AuthorizeThread"))
+                })
+                .filter_map(|s| ancestry(spans, s))
+                .find(|chain| chain.last().and_then(|root| root.attribute("path")) == Some("/ws"))
+                .map(|chain| names(&chain))
+        })
+        .await;
+    assert_eq!(
+        chain,
+        [
+            "hilo-messaging/request",
+            "hilo-realtime/command",
+            "hilo-realtime/socket",
+            "hilo-realtime/request",
+            "hilo-gateway/request",
+        ]
+    );
 }

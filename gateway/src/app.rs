@@ -1,16 +1,11 @@
 //! Builds the gateway: clients (once), shared state, the router and its layers, and serves it.
 
-use std::{
-    net::SocketAddr,
-    ops::Deref,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
     Router,
-    extract::{MatchedPath, Request, State},
+    extract::{Request, State},
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -31,7 +26,6 @@ use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
 };
-use tracing::Instrument as _;
 
 use crate::{
     auth::Cookies,
@@ -157,7 +151,7 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn(telemetry::observe))
         .layer(cors(config)?)
         .layer(middleware::from_fn_with_state(
             Timeouts {
@@ -230,26 +224,6 @@ async fn timeout(State(limits): State<Timeouts>, req: Request, next: Next) -> Re
         )
         .into_response(),
     }
-}
-
-/// Runs the request inside its span (trace id, request id) and records status and latency.
-async fn observe(req: Request, next: Next) -> Response {
-    let span = telemetry::request_span(&req);
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let started = Instant::now();
-    let response = next.run(req).instrument(span.clone()).await;
-    telemetry::record_response(&span, "http", route, response.status().as_u16(), started);
-    let _entered = span.enter();
-    if response.status().is_server_error() {
-        tracing::error!(status = response.status().as_u16(), "request failed");
-    } else {
-        tracing::info!(status = response.status().as_u16(), "request served");
-    }
-    response
 }
 
 /// Unknown routes: 404 with the path (API.md §2).

@@ -1,7 +1,8 @@
 //! `/ws` on the gateway: hands the WebSocket upgrade to a realtime replica (REALTIME_URL), so
 //! one public address serves everything. The client's request head goes upstream unchanged
-//! (cookies, Origin and the WebSocket key included: realtime makes every check), the upstream
-//! answer comes back as is, and after a 101 the two connections are spliced byte for byte.
+//! (cookies, Origin and the WebSocket key included: realtime makes every check; only the trace
+//! context is the gateway's own), the upstream answer comes back as is, and after a 101 the
+//! two connections are spliced byte for byte.
 
 use std::time::Duration;
 
@@ -81,13 +82,17 @@ async fn forward(
         request.method
     )
     .into_bytes();
-    for (name, value) in &request.headers {
-        if name != http::header::HOST {
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
+    // The upgrade continues the gateway's trace: its span replaces the client's context.
+    let mut trace = http::HeaderMap::new();
+    hilo_kit::telemetry::inject(&mut trace);
+    let client_headers = request.headers.iter().filter(|(name, _)| {
+        *name != http::header::HOST && !matches!(name.as_str(), "traceparent" | "tracestate")
+    });
+    for (name, value) in client_headers.chain(&trace) {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
     stream.write_all(&head).await?;

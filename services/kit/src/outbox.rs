@@ -18,7 +18,10 @@ use async_nats::{HeaderMap, jetstream};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
+
+use crate::telemetry;
 
 /// Records an event in the `outbox` table in the current transaction. Call [`Relay::wake`]
 /// after commit.
@@ -28,7 +31,7 @@ pub async fn enqueue(
     subject: &str,
     payload: &[u8],
 ) -> sqlx::Result<()> {
-    let traceparent = crate::telemetry::traceparent();
+    let traceparent = telemetry::traceparent();
     sqlx::query("INSERT INTO outbox (id, subject, payload, traceparent) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(subject)
@@ -103,12 +106,26 @@ async fn publish_pending(
     .fetch_all(pool)
     .await?;
     for event in &pending {
+        // A producer span in the trace of the request that wrote the event, so the trace
+        // shows the wait in the outbox and consumers continue from the publish.
+        let span = tracing::info_span!(
+            "publish",
+            subject = %event.subject,
+            otel.kind = "producer",
+            trace_id = tracing::field::Empty,
+        );
+        if let Some(traceparent) = &event.traceparent {
+            telemetry::continue_from(&span, traceparent);
+        }
+        span.record(
+            "trace_id",
+            tracing::field::display(telemetry::trace_id(&span)),
+        );
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", event.id.to_string().as_str());
-        if let Some(traceparent) = &event.traceparent {
-            headers.insert("traceparent", traceparent.as_str());
-        }
+        span.in_scope(|| telemetry::inject_nats(&mut headers));
         js.publish_with_headers(event.subject.clone(), headers, event.payload.clone().into())
+            .instrument(span.clone())
             .await?
             .await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(

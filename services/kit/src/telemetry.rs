@@ -5,6 +5,11 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
+use axum::{
+    extract::{MatchedPath, Request},
+    middleware::Next,
+    response::Response,
+};
 use http::HeaderMap;
 use opentelemetry::{
     Context, global,
@@ -12,7 +17,7 @@ use opentelemetry::{
     trace::{TraceContextExt as _, TracerProvider as _},
 };
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
-use tracing::{Span, field::Empty};
+use tracing::{Instrument as _, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
@@ -78,6 +83,48 @@ pub fn inject(headers: &mut HeaderMap) {
     global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
 }
 
+/// Makes `span` (a consumer's) continue the trace carried in NATS message headers
+/// (`traceparent`, `tracestate`); without them the span stays a root.
+pub fn continue_nats(span: &Span, headers: Option<&async_nats::HeaderMap>) {
+    let mut http_headers = HeaderMap::new();
+    for name in ["traceparent", "tracestate"] {
+        if let Some(value) = headers.and_then(|h| h.get(name))
+            && let Ok(value) = http::HeaderValue::from_str(value.as_str())
+        {
+            http_headers.insert(name, value);
+        }
+    }
+    // A span that already has a parent keeps it; nothing to report.
+    let _ = span.set_parent(extract(&http_headers));
+}
+
+/// Writes the current span's trace context into NATS message headers.
+pub fn inject_nats(headers: &mut async_nats::HeaderMap) {
+    let mut http_headers = HeaderMap::new();
+    inject(&mut http_headers);
+    for (name, value) in &http_headers {
+        if let Ok(value) = value.to_str() {
+            headers.insert(name.as_str(), value);
+        }
+    }
+}
+
+/// Makes `span` continue the trace of a stored `traceparent` (work published later, such as
+/// an outbox row). A malformed value leaves the span a root.
+pub fn continue_from(span: &Span, traceparent: &str) {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_str(traceparent) {
+        headers.insert("traceparent", value);
+    }
+    // A span that already has a parent keeps it; nothing to report.
+    let _ = span.set_parent(extract(&headers));
+}
+
+/// The trace id of `span`, as logged in `trace_id` fields.
+pub fn trace_id(span: &Span) -> opentelemetry::trace::TraceId {
+    span.context().span().span_context().trace_id()
+}
+
 /// The current span's W3C `traceparent`, to store with work that is published later.
 pub fn traceparent() -> Option<String> {
     let mut headers = HeaderMap::new();
@@ -109,8 +156,7 @@ pub fn request_span<B>(req: &http::Request<B>) -> Span {
     );
     // A span that already has a parent keeps working if this fails; nothing to report.
     let _ = span.set_parent(extract(req.headers()));
-    let trace_id = span.context().span().span_context().trace_id();
-    span.record("trace_id", tracing::field::display(trace_id));
+    span.record("trace_id", tracing::field::display(trace_id(&span)));
     span
 }
 
@@ -132,6 +178,27 @@ pub fn record_response(
         "status" => status.to_string(),
     )
     .record(elapsed.as_secs_f64());
+}
+
+/// HTTP middleware (`axum::middleware::from_fn`): runs the request inside its span (trace
+/// id, request id) and records status and latency. Shared by the gateway and realtime.
+pub async fn observe(req: Request, next: Next) -> Response {
+    let span = request_span(&req);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.run(req).instrument(span.clone()).await;
+    record_response(&span, "http", route, response.status().as_u16(), started);
+    let _entered = span.enter();
+    if response.status().is_server_error() {
+        tracing::error!(status = response.status().as_u16(), "request failed");
+    } else {
+        tracing::info!(status = response.status().as_u16(), "request served");
+    }
+    response
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);

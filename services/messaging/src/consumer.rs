@@ -10,6 +10,7 @@ use hilo_proto::subjects;
 use serde::Deserialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{access::Access, db};
@@ -90,23 +91,36 @@ async fn delete_channels(
             let _ = message.ack().await;
             continue;
         };
+        let span = tracing::info_span!(
+            "channel deleted",
+            channel_id = %event.channel_id,
+            otel.kind = "consumer",
+        );
+        hilo_kit::telemetry::continue_nats(&span, message.headers.as_ref());
         access.forget(&event.channel_id.to_string(), None);
-        let deleted = async {
-            let mut tx = pool.begin().await?;
-            let threads = db::delete_channel_threads(&mut tx, event.channel_id).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(threads)
-        }
-        .await;
-        match deleted {
-            Ok(threads) => {
-                tracing::info!(channel_id = %event.channel_id, threads, "deleted channel's threads removed");
-                if let Err(error) = message.ack().await {
-                    tracing::warn!(%error, "ack failed; the event will be redelivered (harmless)");
-                }
+        delete_channel(&pool, &message, event.channel_id)
+            .instrument(span)
+            .await;
+    }
+}
+
+/// Removes one deleted channel's threads and acknowledges the event; on failure the event is
+/// not acknowledged, so JetStream redelivers it after `ack_wait`.
+async fn delete_channel(pool: &PgPool, message: &jetstream::Message, channel_id: Uuid) {
+    let deleted = async {
+        let mut tx = pool.begin().await?;
+        let threads = db::delete_channel_threads(&mut tx, channel_id).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(threads)
+    }
+    .await;
+    match deleted {
+        Ok(threads) => {
+            tracing::info!(%channel_id, threads, "deleted channel's threads removed");
+            if let Err(error) = message.ack().await {
+                tracing::warn!(%error, "ack failed; the event will be redelivered (harmless)");
             }
-            // Not acked: JetStream redelivers it after ack_wait.
-            Err(error) => tracing::error!(%error, "removing a deleted channel's threads failed"),
         }
+        Err(error) => tracing::error!(%error, "removing a deleted channel's threads failed"),
     }
 }

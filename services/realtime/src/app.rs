@@ -126,6 +126,7 @@ impl App {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready))
             .fallback(not_found)
+            .layer(axum::middleware::from_fn(hilo_kit::telemetry::observe))
             .with_state(state.clone());
         let stop = shutdown.clone();
         axum::serve(self.listener, router)

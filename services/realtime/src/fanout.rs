@@ -16,7 +16,6 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::authz::AuthzCache;
 
@@ -273,23 +272,18 @@ fn deliver_event(thread_id: &Arc<str>, entry: &ThreadEntry, message: async_nats:
         tracing::warn!(%thread_id, "thread event without a seq, dropped");
         return;
     };
-    let span = tracing::info_span!("deliver", %thread_id, seq = head.seq, trace_id = Empty);
-    if let Some(headers) = &message.headers {
-        let mut http_headers = http::HeaderMap::new();
-        for name in ["traceparent", "tracestate"] {
-            if let Some(value) = headers.get(name)
-                && let Ok(value) = http::HeaderValue::from_str(value.as_str())
-            {
-                http_headers.insert(name, value);
-            }
-        }
-        let _ = span.set_parent(hilo_kit::telemetry::extract(&http_headers));
-    }
-    {
-        use opentelemetry::trace::TraceContextExt as _;
-        let trace_id = span.context().span().span_context().trace_id();
-        span.record("trace_id", tracing::field::display(trace_id));
-    }
+    let span = tracing::info_span!(
+        "deliver",
+        %thread_id,
+        seq = head.seq,
+        otel.kind = "consumer",
+        trace_id = Empty,
+    );
+    hilo_kit::telemetry::continue_nats(&span, message.headers.as_ref());
+    span.record(
+        "trace_id",
+        tracing::field::display(hilo_kit::telemetry::trace_id(&span)),
+    );
     let _entered = span.enter();
     let event = Arc::new(Event {
         seq: head.seq,

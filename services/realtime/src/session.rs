@@ -18,6 +18,7 @@ use hilo_proto::messaging::v1::ListThreadEventsRequest;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, field::Empty};
 
 use crate::{
     app::AppState,
@@ -122,7 +123,10 @@ impl Session {
                     heard = Instant::now();
                     match frame {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Err(None),
-                        Some(Ok(Message::Text(text))) => self.command(socket, text).await?,
+                        Some(Ok(Message::Text(text))) => {
+                            let span = tracing::info_span!("command", r#type = Empty);
+                            self.command(socket, text).instrument(span).await?;
+                        }
                         Some(Ok(Message::Binary(_))) => {
                             self.error(socket, None, None, "Binary messages not supported").await?;
                         }
@@ -207,6 +211,7 @@ impl Session {
             return self.error(socket, None, None, "Invalid JSON").await;
         };
         let kind = frame.get("type").and_then(Value::as_str);
+        tracing::Span::current().record("type", kind);
         let thread_id = frame
             .get("threadId")
             .and_then(Value::as_str)
