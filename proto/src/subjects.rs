@@ -15,6 +15,11 @@ pub const MEMBER_REMOVED: &str = "chat.events.member.removed";
 /// A member's role changed: `{ type, id, channelId, userId, role }`.
 pub const MEMBER_ROLE_CHANGED: &str = "chat.events.member.role_changed";
 
+/// A session ended (sign-out or revocation): `{ type, id, sessionId, userId }`.
+pub const SESSION_REVOKED: &str = "chat.events.session.revoked";
+/// A user deleted their account (their sessions are gone with it): `{ type, id, userId }`.
+pub const USER_DELETED: &str = "chat.events.user.deleted";
+
 /// Prefix of per-thread subjects; a thread's events go to `chat.thread.<threadId>`.
 pub const THREAD_PREFIX: &str = "chat.thread.";
 

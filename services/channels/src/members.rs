@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{Duration, Utc};
 use hilo_kit::{
     auth::Caller,
-    grpc,
+    grpc, outbox,
     validate::{self, Invalid},
 };
 use hilo_proto::{accounts::v1 as accounts, channels::v1 as pb, subjects};
@@ -16,7 +16,7 @@ use crate::{
     db::{self, MemberRow},
     error::{Error, Result},
     permissions::{Action, Role},
-    rpc::{ChannelsRpc, LIMIT_MAX, authorize, enqueue, role_pb, timestamp},
+    rpc::{ChannelsRpc, LIMIT_MAX, authorize, role_pb, timestamp},
 };
 
 const INVITE_DEFAULT_SECS: i64 = 7 * 24 * 3600;
@@ -148,7 +148,7 @@ impl ChannelsRpc {
         let event = serde_json::json!({
             "type": "member.role_changed", "channelId": id, "userId": req.user_id, "role": role.as_str(),
         });
-        enqueue(&mut tx, subjects::MEMBER_ROLE_CHANGED, event).await?;
+        outbox::enqueue(&mut tx, subjects::MEMBER_ROLE_CHANGED, event).await?;
         tx.commit().await?;
         self.relay.wake();
         Ok(pb::UpdateMemberRoleResponse {
@@ -179,7 +179,7 @@ impl ChannelsRpc {
         }
         let event =
             serde_json::json!({ "type": "member.removed", "channelId": id, "userId": req.user_id });
-        enqueue(&mut tx, subjects::MEMBER_REMOVED, event).await?;
+        outbox::enqueue(&mut tx, subjects::MEMBER_REMOVED, event).await?;
         tx.commit().await?;
         self.relay.wake();
         Ok(pb::RemoveMemberResponse {})

@@ -2,10 +2,10 @@
 //! operations are in `members.rs`; the rules themselves in `permissions.rs`.
 
 use chrono::{DateTime, Utc};
-use hilo_kit::grpc::reply;
 use hilo_kit::{
     auth::{Caller, TokenVerifier},
-    outbox::Relay,
+    grpc::reply,
+    outbox::{self, Relay},
     validate::{self, Invalid, Violations},
 };
 use hilo_proto::{
@@ -270,7 +270,7 @@ impl ChannelsRpc {
         // Only the transaction that really deleted the row announces it: exactly one event.
         if db::delete_channel(&mut *tx, id).await? {
             let event = serde_json::json!({ "type": "channel.deleted", "channelId": id });
-            enqueue(&mut tx, subjects::CHANNEL_DELETED, event).await?;
+            outbox::enqueue(&mut tx, subjects::CHANNEL_DELETED, event).await?;
         }
         tx.commit().await?;
         self.relay.wake();
@@ -384,18 +384,6 @@ pub(crate) fn authorize(
             "Insufficient permissions: 'admin' role required to perform this action".to_owned(),
         )),
     }
-}
-
-/// Records an event in the transaction; the relay publishes it after commit.
-pub(crate) async fn enqueue(
-    tx: &mut sqlx::PgConnection,
-    subject: &str,
-    mut event: serde_json::Value,
-) -> Result<()> {
-    let id = Uuid::now_v7();
-    event["id"] = serde_json::Value::String(id.to_string());
-    hilo_kit::outbox::enqueue(tx, id, subject, event.to_string().as_bytes()).await?;
-    Ok(())
 }
 
 pub(crate) fn timestamp(t: DateTime<Utc>) -> Timestamp {

@@ -23,14 +23,17 @@ use uuid::Uuid;
 
 use crate::telemetry;
 
-/// Records an event in the `outbox` table in the current transaction. Call [`Relay::wake`]
-/// after commit.
+/// Records a cross-service event (a JSON object) in the `outbox` table in the current
+/// transaction, with the current trace context. Its `id` field is set here: a fresh UUIDv7,
+/// also the JetStream de-duplication id. Call [`Relay::wake`] after commit.
 pub async fn enqueue(
     tx: &mut PgConnection,
-    id: Uuid,
     subject: &str,
-    payload: &[u8],
+    mut event: serde_json::Value,
 ) -> sqlx::Result<()> {
+    let id = Uuid::now_v7();
+    event["id"] = serde_json::Value::String(id.to_string());
+    let payload = event.to_string().into_bytes();
     let traceparent = telemetry::traceparent();
     sqlx::query("INSERT INTO outbox (id, subject, payload, traceparent) VALUES ($1, $2, $3, $4)")
         .bind(id)
