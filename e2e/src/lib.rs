@@ -143,7 +143,10 @@ impl Stack {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
 
-        let mut accounts_env = vec![("JWT_PRIVATE_KEY".to_owned(), stack.private_key_pem.clone())];
+        let mut accounts_env = vec![
+            ("JWT_PRIVATE_KEY".to_owned(), stack.private_key_pem.clone()),
+            ("NATS_URL".to_owned(), infra.nats_url.clone()),
+        ];
         accounts_env.extend(options.env.iter().cloned());
         stack.accounts = stack
             .start_service(
@@ -535,12 +538,21 @@ async fn keygen(bin: &Path) -> anyhow::Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// A loopback address: the given port, or a free one.
+/// A loopback address: the given port, or a free one. Free ones are drawn at random from
+/// 20000..32000, below the kernel's ephemeral range (32768 and up): a port the kernel handed
+/// out (`bind(0)`) could be taken by some client's outgoing connection before the service
+/// binds it, which made stacks fail to start now and then.
 fn addr(port: Option<u16>) -> anyhow::Result<SocketAddr> {
-    match port {
-        Some(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
-        None => Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
+    if let Some(port) = port {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
+    for _ in 0..100 {
+        let port = rand::rng().random_range(20_000..32_000);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(listener.local_addr()?);
+        }
+    }
+    bail!("no free loopback port found in 20000..32000")
 }
 
 /// Waits until `addr` accepts connections, failing early if a process died.

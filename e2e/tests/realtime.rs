@@ -72,6 +72,33 @@ async fn realtime_upgrade_refusals_and_origin() {
             .is_ok()
     );
     assert!(ws::connect(rt, &[("authorization", &bearer)]).await.is_ok());
+
+    // The same answers through the gateway's /ws, which hands the upgrade to realtime.
+    let gateway = stack.gateway();
+    let plain = common::http()
+        .get(format!("{gateway}/ws"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 426);
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!(body["code"], "UPGRADE_REQUIRED");
+    let gateway_ws = gateway.replace("http://", "ws://");
+    assert_eq!(ws::connect(&gateway_ws, &[]).await.err(), Some(401));
+    assert_eq!(
+        ws::connect(
+            &gateway_ws,
+            &[("cookie", &user.cookie), ("origin", "https://evil.example")]
+        )
+        .await
+        .err(),
+        Some(403)
+    );
+    assert!(
+        ws::connect(&gateway_ws, &[("cookie", &user.cookie), ("origin", ORIGIN)])
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -331,11 +358,23 @@ async fn realtime_malformed_binary_and_oversized_frames() {
     assert_eq!(frame(&mut again).await["type"], "LEFT_THREAD");
 }
 
+/// Asserts the server closed `ws` with 1008 "session ended" (within 5 s).
+async fn assert_session_ended(ws: &mut ws::Ws) {
+    match next(ws, Duration::from_secs(5)).await {
+        Next::Closed(Some((code, reason))) => {
+            assert_eq!((code, reason.as_str()), (1008, "session ended"));
+        }
+        other => panic!("expected the socket closed, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn realtime_sign_out_and_membership_loss_end_delivery() {
-    let (stack, fake) = start(&[]).await;
-    let ana = sign_up(stack.gateway(), "Ana").await;
-    let bob: User = sign_up(stack.gateway(), "Bob").await;
+async fn realtime_membership_loss_sign_out_and_user_deletion_act_at_once() {
+    // The periodic session re-check is off (an hour): only the pushed events act in time.
+    let (stack, fake) = start(&[("SESSION_CHECK_SECS", "3600")]).await;
+    let gateway = stack.gateway();
+    let ana = sign_up(gateway, "Ana").await;
+    let bob: User = sign_up(gateway, "Bob").await;
     let thread = fake.thread("chan-x", &[&ana.id, &bob.id]);
     let mut a = open(&stack.realtimes[0], &ana.bearer()).await;
     let mut b = open(&stack.realtimes[1], &bob.bearer()).await;
@@ -358,7 +397,12 @@ async fn realtime_sign_out_and_membership_loss_end_delivery() {
     let posted = fake.post(&thread, "bob is gone").await;
     assert_eq!(frame(&mut a).await, posted);
     assert_silent(&mut b, Duration::from_millis(300)).await;
-    // Ana signs out: her socket is closed.
+
+    // Ana also has a phone session, with a socket on the other replica.
+    let phone = common::sign_in(gateway, &ana).await;
+    let mut a_phone = open(&stack.realtimes[1], &phone.bearer()).await;
+    join(&mut a_phone, &thread, None).await;
+    // She signs out on the first device: that socket is closed, the phone's is not.
     let (status, _) = common::call(
         reqwest::Method::POST,
         format!("{}/api/auth/sign-out", stack.gateways[1]),
@@ -367,13 +411,28 @@ async fn realtime_sign_out_and_membership_loss_end_delivery() {
     )
     .await;
     assert_eq!(status, 200);
-    match next(&mut a, Duration::from_secs(5)).await {
-        Next::Closed(Some((code, reason))) => {
-            assert_eq!(code, 1008);
-            assert_eq!(reason, "session ended");
-        }
-        other => panic!("expected the socket closed, got {other:?}"),
-    }
+    assert_session_ended(&mut a).await;
+    let posted = fake.post(&thread, "still there?").await;
+    assert_eq!(frame(&mut a_phone).await, posted);
+    // The replica that knew the ended session forgot it: a new socket with it is refused.
+    let bearer = ana.bearer();
+    assert_eq!(
+        ws::connect(&stack.realtimes[0], &[("authorization", &bearer)])
+            .await
+            .err(),
+        Some(401)
+    );
+    // Ana deletes her account: every socket of hers is closed; Bob's stays open.
+    let (status, _) = common::call(
+        reqwest::Method::DELETE,
+        format!("{gateway}/api/users/{}", ana.id),
+        Some(&phone),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_session_ended(&mut a_phone).await;
+    assert_silent(&mut b, Duration::from_millis(300)).await;
 }
 
 #[tokio::test]

@@ -191,6 +191,31 @@ async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
     let refused = join(&mut bob_ws, &thread, None).await;
     assert_eq!(refused[0]["type"], "ERROR");
 
+    // The thread is deleted: its last event, then the subscription ends (an unasked LEFT_THREAD),
+    // and it cannot be joined again.
+    let (status, _) = call(
+        Method::DELETE,
+        format!("{a}/api/threads/{thread}"),
+        Some(&ana),
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let deleted = frame(&mut ana_ws).await;
+    assert_eq!(
+        (deleted["type"].as_str(), deleted["seq"].as_i64()),
+        (Some("THREAD_DELETED"), Some(3))
+    );
+    assert_eq!(
+        frame(&mut ana_ws).await,
+        json!({"type": "LEFT_THREAD", "threadId": thread, "code": "NOT_FOUND"})
+    );
+    let refused = join(&mut ana_ws, &thread, None).await;
+    assert_eq!(
+        (refused[0]["type"].as_str(), refused[0]["code"].as_str()),
+        (Some("ERROR"), Some("NOT_FOUND"))
+    );
+
     // The WebSocket hop: Ana's socket (its span ends, and is exported, when it closes) came
     // through gateway A, and her JOIN_THREAD's authorization by messaging is in that trace.
     ana_ws.close(None).await.unwrap();

@@ -92,6 +92,25 @@ pub async fn sign_up(base: &str, name: &str) -> User {
     }
 }
 
+/// A second session of `user` (another device), by signing in again.
+pub async fn sign_in(base: &str, user: &User) -> User {
+    let response = http()
+        .post(format!("{base}/api/auth/sign-in/email"))
+        .json(&json!({ "email": user.email, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign-in answers");
+    assert_eq!(response.status(), 200, "sign-in succeeds");
+    let cookie = session_cookie(&response).expect("sign-in sets the session cookie");
+    let body: Value = response.json().await.expect("JSON");
+    User {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        token: body["token"].as_str().expect("token").to_owned(),
+        cookie,
+    }
+}
+
 /// Sends a request as `user` (bearer) and returns status and JSON body (`null` when empty).
 pub async fn call(
     method: reqwest::Method,

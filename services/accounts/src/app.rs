@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use hilo_kit::{admin, auth::TokenVerifier, db, grpc, shutdown::CancellationToken};
+use hilo_kit::{admin, auth::TokenVerifier, db, grpc, outbox, shutdown::CancellationToken};
 use hilo_proto::accounts::v1::accounts_service_server::AccountsServiceServer;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -19,11 +19,12 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     rpc: AccountsRpc,
+    jetstream: async_nats::jetstream::Context,
 }
 
 impl App {
-    /// Connects to PostgreSQL (migrating when configured), loads the signing key, builds the
-    /// OAuth providers' clients, binds.
+    /// Connects to PostgreSQL (migrating when configured) and NATS, loads the signing key,
+    /// builds the OAuth providers' clients, binds.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let signer = Signer::new(
             &config.private_key_pem()?,
@@ -38,6 +39,13 @@ impl App {
         if config.migrate_on_start {
             db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
         }
+        let nats = async_nats::connect(&config.nats_url)
+            .await
+            .context("connecting to NATS")?;
+        let jetstream = async_nats::jetstream::new(nats);
+        outbox::ensure_events_stream(&jetstream)
+            .await
+            .context("creating the events stream")?;
         let providers = Providers::from_config(&config.oauth)?;
         tracing::info!(providers = ?providers.enabled(), "OAuth providers");
         let listener = grpc::bind(config.listen_addr).await?;
@@ -46,11 +54,13 @@ impl App {
             signer: Arc::new(signer),
             verifier,
             providers: Arc::new(providers),
+            relay: outbox::Relay::new("outbox"),
         };
         Ok(Self {
             config,
             listener,
             rpc,
+            jetstream,
         })
     }
 
@@ -59,7 +69,7 @@ impl App {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Serves gRPC and the admin port until `shutdown` is cancelled.
+    /// Serves gRPC, the admin port and the outbox relay until `shutdown` is cancelled.
     pub async fn run(
         self,
         metrics: admin::Handle,
@@ -67,6 +77,9 @@ impl App {
     ) -> anyhow::Result<()> {
         let admin = admin::serve(self.config.admin_addr, metrics, shutdown.clone()).await?;
         tracing::info!(grpc = %self.listener.local_addr()?, %admin, "accounts serving");
+        self.rpc
+            .relay
+            .spawn(self.rpc.pool.clone(), self.jetstream, shutdown.clone());
         let routes = Routes::new(AccountsServiceServer::new(self.rpc));
         grpc::serve(
             routes,

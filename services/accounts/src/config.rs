@@ -30,6 +30,9 @@ pub struct Config {
     /// File holding the private key, instead of JWT_PRIVATE_KEY.
     #[arg(long, env = "JWT_PRIVATE_KEY_FILE")]
     pub jwt_private_key_file: Option<PathBuf>,
+    /// NATS URL; session revocations and user deletions go to JetStream (`chat.events.>`).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:14222")]
+    pub nats_url: String,
     /// Lifetime of access tokens, in seconds. Short, because they cannot be revoked.
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 300)]
     pub access_token_ttl_secs: u64,

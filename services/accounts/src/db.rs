@@ -172,12 +172,13 @@ pub async fn extend_session(
     .await
 }
 
-pub async fn delete_session(pool: &PgPool, id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE id = $1")
+/// Deletes a session; false when it was already gone.
+pub async fn delete_session(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(db)
         .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
 pub async fn get_user(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<UserRow>> {
@@ -281,10 +282,10 @@ pub async fn update_profile(
 
 /// Deletes a user; profile, identities and sessions go with it (ON DELETE CASCADE).
 /// Returns false when there was no such user.
-pub async fn delete_user(pool: &PgPool, id: &str) -> sqlx::Result<bool> {
+pub async fn delete_user(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
     let done = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(done.rows_affected() > 0)
 }

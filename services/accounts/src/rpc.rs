@@ -1,12 +1,16 @@
 //! The accounts gRPC service: one short method per RPC holding the rules; SQL is in `db`.
 
 use chrono::{DateTime, Duration, Utc};
-use hilo_kit::grpc::reply;
 use hilo_kit::{
     auth::{Caller, TokenVerifier},
+    grpc::reply,
+    outbox::{self, Relay},
     validate::{self, Invalid, Violations},
 };
-use hilo_proto::accounts::v1::{self as pb, accounts_service_server::AccountsService};
+use hilo_proto::{
+    accounts::v1::{self as pb, accounts_service_server::AccountsService},
+    subjects,
+};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
@@ -32,6 +36,8 @@ pub struct AccountsRpc {
     pub signer: std::sync::Arc<Signer>,
     pub verifier: TokenVerifier,
     pub providers: std::sync::Arc<Providers>,
+    /// Publishes the outbox (session revoked, user deleted) after each commit.
+    pub relay: Relay,
 }
 
 /// The gRPC surface: authenticate the caller where the RPC needs one, then run the rule.
@@ -246,8 +252,19 @@ impl AccountsRpc {
         })
     }
 
+    /// Ends the caller's session and says so (realtime closes its sockets at once).
     async fn revoke(&self, caller: Caller) -> Result<pb::SignOutResponse> {
-        db::delete_session(&self.pool, &caller.session_id).await?;
+        let mut tx = self.pool.begin().await?;
+        if db::delete_session(&mut *tx, &caller.session_id).await? {
+            let event = serde_json::json!({
+                "type": "session.revoked",
+                "sessionId": caller.session_id,
+                "userId": caller.user_id,
+            });
+            outbox::enqueue(&mut tx, subjects::SESSION_REVOKED, event).await?;
+        }
+        tx.commit().await?;
+        self.relay.wake();
         tracing::info!(user_id = caller.user_id, "session revoked");
         Ok(pb::SignOutResponse {})
     }
@@ -314,9 +331,16 @@ impl AccountsRpc {
 
     async fn delete(&self, caller: Caller, user_id: String) -> Result<pb::DeleteUserResponse> {
         only_self(&caller, &user_id, "delete")?;
-        if !db::delete_user(&self.pool, &user_id).await? {
+        let mut tx = self.pool.begin().await?;
+        if !db::delete_user(&mut *tx, &user_id).await? {
             return Err(Error::UserNotFound(user_id));
         }
+        // Sessions go with the user (cascade); realtime closes the user's sockets and channels
+        // removes the memberships.
+        let event = serde_json::json!({ "type": "user.deleted", "userId": user_id });
+        outbox::enqueue(&mut tx, subjects::USER_DELETED, event).await?;
+        tx.commit().await?;
+        self.relay.wake();
         tracing::info!(user_id, "user deleted");
         Ok(pb::DeleteUserResponse {})
     }

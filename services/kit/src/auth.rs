@@ -143,6 +143,21 @@ impl TokenVerifier {
     }
 }
 
+/// The `sid` claim of an access token, read WITHOUT checking its signature: only for matching
+/// a token this process got from accounts itself to a revocation event (realtime finds the
+/// sockets of an ended session this way), never to authorize anything.
+pub fn unverified_session_id(token: &str) -> Option<String> {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    #[derive(Deserialize)]
+    struct Sid {
+        #[serde(default)]
+        sid: String,
+    }
+    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1)?).ok()?;
+    let claims: Sid = serde_json::from_slice(&payload).ok()?;
+    Some(claims.sid).filter(|sid| !sid.is_empty())
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -166,6 +181,18 @@ mod tests {
                 jwt_audience: "hilo".to_owned(),
             },
         }
+    }
+
+    #[test]
+    fn the_session_id_is_read_from_a_token_and_nothing_else() {
+        use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+        let token = |claims: &str| format!("h.{}.s", URL_SAFE_NO_PAD.encode(claims));
+        let sid = unverified_session_id(&token(r#"{"sub":"u","sid":"s1","exp":1}"#));
+        assert_eq!(sid.as_deref(), Some("s1"));
+        assert_eq!(unverified_session_id(&token(r#"{"sub":"svc"}"#)), None);
+        assert_eq!(unverified_session_id(&token("not json")), None);
+        assert_eq!(unverified_session_id("no-dots"), None);
+        assert_eq!(unverified_session_id("a.!!!.c"), None);
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use crate::{
     authz::{AuthzCache, Messaging},
     config::Config,
     error::not_found,
+    events,
     fanout::Hub,
     presence::Presence,
     ws,
@@ -95,10 +96,10 @@ impl App {
     ) -> anyhow::Result<()> {
         let config = self.config;
         let hub = Hub::new(
-            self.nats,
+            self.nats.clone(),
             AuthzCache::new(Duration::from_secs(config.authz_cache_secs)),
         );
-        hub.clone().follow_membership().await?;
+        hub.serve_echo().await?;
         let presence = Presence::new(
             self.redis.clone(),
             Duration::from_secs(config.presence_ttl_secs),
@@ -119,6 +120,7 @@ impl App {
             )),
             config,
         }));
+        events::follow(self.nats, state.clone()).await?;
         let admin = admin::serve(state.config.admin_addr, metrics, shutdown.clone()).await?;
         tracing::info!(http = %self.listener.local_addr()?, %admin, "realtime serving");
         let router = Router::new()

@@ -64,6 +64,13 @@ impl AuthzCache {
         }
     }
 
+    /// Drops every answer about a thread (it was deleted).
+    pub fn forget_thread(&self, thread_id: &str) {
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.retain(|(_, thread), _| thread != thread_id);
+        }
+    }
+
     /// Drops the answers about a channel, for one user or for everyone.
     pub fn forget_channel(&self, channel_id: &str, user_id: Option<&str>) {
         if let Ok(mut answers) = self.answers.lock() {

@@ -29,6 +29,8 @@ const ORIGIN_HEADER: &str = "Hilo-Origin";
 pub struct Event {
     pub seq: i64,
     pub frame: Bytes,
+    /// THREAD_DELETED: the last event of its thread; subscriptions end after it.
+    pub ends_thread: bool,
 }
 
 /// What the hub hands to a socket's session loop.
@@ -40,11 +42,15 @@ pub enum Delivery {
     Typing(Bytes),
     /// The user lost access to this channel (removed, or the channel deleted).
     ChannelLost(Arc<str>),
+    /// The socket's session ended (sign-out, or the user was deleted).
+    SessionEnded,
 }
 
 /// One socket as the hub sees it.
-struct SocketEntry {
-    user_id: Arc<str>,
+pub struct SocketEntry {
+    pub user_id: Arc<str>,
+    /// The session it was opened with (empty when unknown).
+    pub session_id: Arc<str>,
     tx: mpsc::Sender<Delivery>,
     kill: CancellationToken,
 }
@@ -96,11 +102,16 @@ impl Hub {
     pub fn register(
         &self,
         id: u64,
-        user_id: Arc<str>,
+        who: &crate::session::Who,
         tx: mpsc::Sender<Delivery>,
         kill: CancellationToken,
     ) {
-        let entry = Arc::new(SocketEntry { user_id, tx, kill });
+        let entry = Arc::new(SocketEntry {
+            user_id: who.user_id.clone(),
+            session_id: who.session_id.clone(),
+            tx,
+            kill,
+        });
         lock(&self.sockets).insert(id, entry);
     }
 
@@ -161,7 +172,7 @@ impl Hub {
     }
 
     /// Answers this replica's own [`Hub::sync`] requests.
-    async fn serve_echo(&self) -> anyhow::Result<()> {
+    pub async fn serve_echo(&self) -> anyhow::Result<()> {
         let mut echo = self.nats.subscribe(self.echo_subject()).await?;
         let nats = self.nats.clone();
         tokio::spawn(async move {
@@ -206,7 +217,7 @@ impl Hub {
     }
 
     /// Tells the sockets of `user_id` (every socket when `None`) that `channel_id` is gone.
-    fn channel_lost(&self, channel_id: &str, user_id: Option<&str>) {
+    pub fn channel_lost(&self, channel_id: &str, user_id: Option<&str>) {
         let channel: Arc<str> = channel_id.into();
         for socket in lock(&self.sockets).values() {
             if user_id.is_none_or(|u| *socket.user_id == *u) {
@@ -215,34 +226,15 @@ impl Hub {
         }
     }
 
-    /// Follows membership events for the life of the process: a removed member or a deleted
-    /// channel loses its cached authorizations and its sockets' subscriptions at once. Also
-    /// starts the echo that [`Hub::join`] uses to know a subscription is live.
-    pub async fn follow_membership(self: Arc<Self>) -> anyhow::Result<()> {
-        use hilo_proto::subjects::{CHANNEL_DELETED, MEMBER_REMOVED};
-        self.serve_echo().await?;
-        let removed = self.nats.subscribe(MEMBER_REMOVED).await?;
-        let deleted = self.nats.subscribe(CHANNEL_DELETED).await?;
-        let mut both = futures_util::stream::select(removed, deleted);
-        tokio::spawn(async move {
-            while let Some(message) = both.next().await {
-                #[derive(Deserialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Membership {
-                    channel_id: String,
-                    user_id: Option<String>,
-                }
-                let Ok(event) = serde_json::from_slice::<Membership>(&message.payload) else {
-                    tracing::warn!(subject = %message.subject, "unreadable membership event");
-                    continue;
-                };
-                let user = event.user_id.as_deref();
-                self.authz.forget_channel(&event.channel_id, user);
-                self.channel_lost(&event.channel_id, user);
-                tracing::info!(channel_id = %event.channel_id, user_id = ?user, "channel access lost");
-            }
-        });
-        Ok(())
+    /// Ends every socket that `matches` (its session ended, its user was deleted); returns
+    /// how many.
+    pub fn end(&self, matches: impl Fn(&SocketEntry) -> bool) -> usize {
+        let sockets = lock(&self.sockets);
+        let ended: Vec<_> = sockets.values().filter(|s| matches(s)).collect();
+        for socket in &ended {
+            socket.offer(Delivery::SessionEnded);
+        }
+        ended.len()
     }
 }
 
@@ -256,17 +248,24 @@ async fn pump(
 ) {
     loop {
         tokio::select! {
-            Some(message) = events.next() => deliver_event(&thread_id, &entry, message),
+            Some(message) = events.next() => deliver_event(&hub, &thread_id, &entry, message),
             Some(message) = typing.next() => deliver_typing(&hub, &entry, message),
             else => return,
         }
     }
 }
 
-fn deliver_event(thread_id: &Arc<str>, entry: &ThreadEntry, message: async_nats::Message) {
+fn deliver_event(
+    hub: &Hub,
+    thread_id: &Arc<str>,
+    entry: &ThreadEntry,
+    message: async_nats::Message,
+) {
     #[derive(Deserialize)]
-    struct Head {
+    struct Head<'a> {
         seq: i64,
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
     }
     let Ok(head) = serde_json::from_slice::<Head>(&message.payload) else {
         tracing::warn!(%thread_id, "thread event without a seq, dropped");
@@ -287,8 +286,12 @@ fn deliver_event(thread_id: &Arc<str>, entry: &ThreadEntry, message: async_nats:
     let _entered = span.enter();
     let event = Arc::new(Event {
         seq: head.seq,
+        ends_thread: head.kind.as_deref() == Some(hilo_proto::frames::kind::THREAD_DELETED),
         frame: message.payload,
     });
+    if event.ends_thread {
+        hub.authz.forget_thread(thread_id);
+    }
     let sockets = lock(&entry.sockets);
     for socket in sockets.values() {
         socket.offer(Delivery::Event(thread_id.clone(), event.clone()));

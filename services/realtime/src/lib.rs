@@ -5,6 +5,7 @@
 //! - [`app`]: state, router, serving and draining; [`config`]: settings.
 //! - `ws`: the upgrade (origin, session); `session`: one socket's loop;
 //! - `fanout`: NATS subscriptions per thread; `authz`: AuthorizeThread with a short cache;
+//! - `events`: membership, session and user events from `chat.events.>`;
 //! - `sessions`: session lookups shared by a replica's sockets;
 //! - `presence`: who is online, in Redis; `error`: the HTTP error shape.
 
@@ -12,6 +13,7 @@ pub mod app;
 mod authz;
 pub mod config;
 mod error;
+mod events;
 mod fanout;
 mod presence;
 mod session;

@@ -36,6 +36,8 @@ const PAGE: i32 = 500;
 #[derive(Clone, Debug)]
 pub struct Who {
     pub user_id: Arc<str>,
+    /// From the access token's `sid`: revocation events name sessions by id.
+    pub session_id: Arc<str>,
     pub session_token: String,
     pub access_token: String,
 }
@@ -65,9 +67,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, who: Who) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel(state.config.send_queue.max(1));
     let kill = CancellationToken::new();
-    state
-        .hub
-        .register(id, who.user_id.clone(), tx, kill.clone());
+    state.hub.register(id, &who, tx, kill.clone());
     state.presence.online(&who.user_id);
     metrics::gauge!("realtime_sockets").increment(1.0);
     let mut session = Session {
@@ -429,16 +429,11 @@ impl Session {
                     .map(|(t, _)| t.clone())
                     .collect();
                 for thread in lost {
-                    self.joined.remove(&thread);
-                    self.state.hub.leave(&thread, self.id).await;
-                    self.send_json(
-                        socket,
-                        json!({"type": "LEFT_THREAD", "threadId": &*thread, "code": "FORBIDDEN"}),
-                    )
-                    .await?;
+                    self.end_subscription(socket, &thread, "FORBIDDEN").await?;
                 }
                 Ok(())
             }
+            Delivery::SessionEnded => Err(Some((1008, "session ended"))),
         }
     }
 
@@ -476,10 +471,30 @@ impl Session {
             }
         }
         self.send_bytes(socket, event.frame.clone()).await?;
+        if event.ends_thread {
+            return self.end_subscription(socket, &thread, "NOT_FOUND").await;
+        }
         if let Some(joined) = self.joined.get_mut(&thread) {
             joined.cursor = Some(event.seq);
         }
         Ok(())
+    }
+
+    /// Ends a subscription the client did not leave (access lost, thread deleted) and tells
+    /// it with an unasked LEFT_THREAD carrying the reason.
+    async fn end_subscription(
+        &mut self,
+        socket: &mut WebSocket,
+        thread: &Arc<str>,
+        code: &str,
+    ) -> Flow {
+        self.joined.remove(thread);
+        self.state.hub.leave(thread, self.id).await;
+        self.send_json(
+            socket,
+            json!({"type": "LEFT_THREAD", "threadId": &**thread, "code": code}),
+        )
+        .await
     }
 
     /// Checks the session is still valid (sign-out, revocation) and refreshes the access

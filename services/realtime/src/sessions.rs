@@ -37,6 +37,15 @@ impl SessionCache {
         (at.elapsed() < self.ttl).then(|| answer.clone())
     }
 
+    /// Drops the answers about `user_id`'s sessions (one ended, or the user was deleted), so
+    /// a new socket with it asks again.
+    pub fn forget_user(&self, user_id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries
+                .retain(|_, (_, answer)| answer.as_ref().is_none_or(|(user, _)| user != user_id));
+        }
+    }
+
     fn put(&self, key: String, answer: Option<(String, String)>) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() > 50_000 {

@@ -61,8 +61,10 @@ pub async fn upgrade(
         }
     };
     tracing::Span::current().record("user_id", user_id.as_str());
+    let session_id = hilo_kit::auth::unverified_session_id(&access_token).unwrap_or_default();
     let who = session::Who {
         user_id: user_id.into(),
+        session_id: session_id.into(),
         session_token: token,
         access_token,
     };
