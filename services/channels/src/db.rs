@@ -1,7 +1,7 @@
 //! SQL of the channels schema, one plain function per statement, each taking an executor.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, sqlx::FromRow)]
@@ -225,7 +225,18 @@ pub async fn list_members(
 
 /// The channel's admins, locked until the transaction ends, so that two admins cannot demote
 /// or remove each other at the same instant and leave the channel without one.
-pub async fn lock_admins(db: impl PgExecutor<'_>, channel_id: Uuid) -> sqlx::Result<Vec<String>> {
+///
+/// The channel row is locked first: every change of who administers a channel (role changes,
+/// removals, a deleted user's departure) takes that lock, so they run one after the other, and
+/// the admins are read after it is held. Locking only the admin rows is not enough: a
+/// statement that waited for them still works from its own older snapshot and misses a member
+/// promoted meanwhile (a deleted admin's successor could then leave as if not an admin).
+/// `NO KEY UPDATE` does not block joins (their foreign key check only takes `KEY SHARE`).
+pub async fn lock_admins(db: &mut PgConnection, channel_id: Uuid) -> sqlx::Result<Vec<String>> {
+    sqlx::query("SELECT 1 FROM channels WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(channel_id)
+        .execute(&mut *db)
+        .await?;
     sqlx::query_scalar(
         "SELECT user_id FROM channel_members WHERE channel_id = $1 AND role = 'admin' ORDER BY user_id FOR UPDATE",
     )
