@@ -11,7 +11,7 @@ use hilo_proto::{
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::{MIGRATOR, SCHEMA, config::Config, rpc::ChannelsRpc};
+use crate::{MIGRATOR, SCHEMA, config::Config, consumer, rpc::ChannelsRpc};
 
 const SERVICE_NAME: &str = "hilo.channels.v1.ChannelsService";
 
@@ -59,7 +59,8 @@ impl App {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Serves gRPC, the admin port and the outbox relay until `shutdown` is cancelled.
+    /// Serves gRPC, the admin port, the outbox relay and the consumer of user deletions until
+    /// `shutdown` is cancelled.
     pub async fn run(
         self,
         metrics: admin::Handle,
@@ -67,6 +68,15 @@ impl App {
     ) -> anyhow::Result<()> {
         let admin = admin::serve(self.config.admin_addr, metrics, shutdown.clone()).await?;
         tracing::info!(grpc = %self.listener.local_addr()?, %admin, "channels serving");
+        consumer::spawn(
+            &self.jetstream,
+            &self.config.user_deleted_consumer,
+            self.rpc.pool.clone(),
+            self.rpc.relay.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .context("starting the consumer of user deletions")?;
         self.rpc
             .relay
             .spawn(self.rpc.pool.clone(), self.jetstream, shutdown.clone());

@@ -26,6 +26,15 @@ pub struct Config {
     /// NATS URL; membership and channel events go to JetStream (`chat.events.>`).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:14222")]
     pub nats_url: String,
+    /// Durable JetStream consumer of user deletions. Replicas of one deployment share it (each
+    /// event is handled by one of them); stacks that share a NATS server but not a database
+    /// (end-to-end tests) need one each, or they would take each other's events.
+    #[arg(
+        long,
+        env = "USER_DELETED_CONSUMER",
+        default_value = "channels-user-deleted"
+    )]
+    pub user_deleted_consumer: String,
     #[command(flatten)]
     pub verifier: VerifierArgs,
     #[command(flatten)]

@@ -1,7 +1,7 @@
 //! SQL of the channels schema, one plain function per statement, each taking an executor.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 #[derive(Debug, sqlx::FromRow)]
@@ -225,7 +225,18 @@ pub async fn list_members(
 
 /// The channel's admins, locked until the transaction ends, so that two admins cannot demote
 /// or remove each other at the same instant and leave the channel without one.
-pub async fn lock_admins(db: impl PgExecutor<'_>, channel_id: Uuid) -> sqlx::Result<Vec<String>> {
+///
+/// The channel row is locked first: every change of who administers a channel (role changes,
+/// removals, a deleted user's departure) takes that lock, so they run one after the other, and
+/// the admins are read after it is held. Locking only the admin rows is not enough: a
+/// statement that waited for them still works from its own older snapshot and misses a member
+/// promoted meanwhile (a deleted admin's successor could then leave as if not an admin).
+/// `NO KEY UPDATE` does not block joins (their foreign key check only takes `KEY SHARE`).
+pub async fn lock_admins(db: &mut PgConnection, channel_id: Uuid) -> sqlx::Result<Vec<String>> {
+    sqlx::query("SELECT 1 FROM channels WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(channel_id)
+        .execute(&mut *db)
+        .await?;
     sqlx::query_scalar(
         "SELECT user_id FROM channel_members WHERE channel_id = $1 AND role = 'admin' ORDER BY user_id FOR UPDATE",
     )
@@ -262,6 +273,52 @@ pub async fn delete_member(
         .execute(db)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// The channels `user_id` belongs to, oldest membership first (a deleted user's departure
+/// walks them one by one).
+pub async fn channels_of(db: impl PgExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT channel_id FROM channel_members WHERE user_id = $1 ORDER BY joined_at, channel_id",
+    )
+    .bind(user_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Locks the channel row for a change that may delete the channel, and says whether it is
+/// private; `None` when it is gone. `FOR UPDATE` also holds back joins (their foreign key
+/// check) until the transaction ends, so a channel found empty stays empty until deleted.
+pub async fn lock_channel(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<bool>> {
+    sqlx::query_scalar("SELECT is_private FROM channels WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// The earliest-joined member of each role present in the channel (at most three rows): all a
+/// successor rule needs to know, however large the channel.
+pub async fn earliest_by_role(
+    db: impl PgExecutor<'_>,
+    channel_id: Uuid,
+) -> sqlx::Result<Vec<MemberRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT ON (role) {MEMBER_COLUMNS} FROM channel_members WHERE channel_id = $1 \
+         ORDER BY role, joined_at, user_id"
+    )))
+    .bind(channel_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Deletes every invite `user_id` created, in any channel; returns how many. (It scans the
+/// table: there is no index on the creator, and a user is deleted once.)
+pub async fn delete_invites_by(db: impl PgExecutor<'_>, user_id: &str) -> sqlx::Result<u64> {
+    let done = sqlx::query("DELETE FROM channel_invites WHERE created_by = $1")
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn insert_invite(

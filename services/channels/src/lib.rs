@@ -3,10 +3,12 @@
 //!
 //! - [`app`]: build the service from its [`config`] and run it.
 //! - `rpc` (channel operations and the RPC table), `members` (member operations),
-//!   `permissions` (the rule book, pure), `db` (the SQL), `error` (errors -> statuses).
+//!   `permissions` (the rule book, pure), `consumer` (a deleted user leaves their channels),
+//!   `db` (the SQL), `error` (errors -> statuses).
 
 pub mod app;
 pub mod config;
+mod consumer;
 mod db;
 mod error;
 mod members;

@@ -138,7 +138,7 @@ impl ChannelsRpc {
         let (id, access) = self.access(&req.channel_id, &caller).await?;
         authorize(&access, &caller, Action::Administer)?;
         let mut tx = self.pool.begin().await?;
-        let admins = db::lock_admins(&mut *tx, id).await?;
+        let admins = db::lock_admins(&mut tx, id).await?;
         if role != Role::Admin && admins == [req.user_id.as_str()] {
             return Err(Error::LastAdmin);
         }
@@ -170,7 +170,7 @@ impl ChannelsRpc {
             },
         )?;
         let mut tx = self.pool.begin().await?;
-        let admins = db::lock_admins(&mut *tx, id).await?;
+        let admins = db::lock_admins(&mut tx, id).await?;
         if admins == [req.user_id.as_str()] {
             return Err(Error::LastAdmin);
         }
