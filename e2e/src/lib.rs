@@ -100,6 +100,9 @@ pub struct Stack {
     pub private_key_pem: String,
     /// Folder of the service logs, when logging to files.
     pub log_dir: Option<PathBuf>,
+    /// Suffix of this stack's durable JetStream consumers when its database is throwaway (see
+    /// [`Stack::consumer`]); empty for a named database (`scripts/up.sh`).
+    consumer_suffix: String,
     children: Vec<(String, Child)>,
 }
 
@@ -108,9 +111,12 @@ impl Stack {
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let infra = Infra::load()?;
         let bin = bin_dir()?;
-        let database_url = match &options.database {
-            Some(name) => infra.database_url_for(name)?,
-            None => create_database(&infra).await?,
+        let (database_url, consumer_suffix) = match &options.database {
+            Some(name) => (infra.database_url_for(name)?, String::new()),
+            None => (
+                create_database(&infra).await?,
+                format!("-{}", random_name(10)),
+            ),
         };
         let private_key_pem = keygen(&bin).await?;
         let bucket = options
@@ -137,6 +143,7 @@ impl Stack {
             database_url,
             private_key_pem,
             log_dir: options.log_dir.clone(),
+            consumer_suffix,
             children: Vec::new(),
         };
         if let Some(dir) = &stack.log_dir {
@@ -162,6 +169,7 @@ impl Stack {
             ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
             ("NATS_URL".to_owned(), infra.nats_url.clone()),
         ];
+        channels_env.extend(stack.consumer_env("channels-user-deleted"));
         channels_env.extend(options.env.iter().cloned());
         stack.channels = stack
             .start_service(&bin, "hilo-channels", "channels", None, channels_env)
@@ -176,6 +184,7 @@ impl Stack {
             ("CHANNELS_URL".to_owned(), stack.channels.clone()),
             ("NATS_URL".to_owned(), messaging_nats),
         ];
+        messaging_env.extend(stack.consumer_env("messaging-channel-deleted"));
         messaging_env.extend(options.env.iter().cloned());
         stack.messaging = stack
             .start_service(&bin, "hilo-messaging", "messaging", None, messaging_env)
@@ -357,6 +366,24 @@ impl Stack {
         for (_, child) in &mut self.children {
             let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
         }
+    }
+
+    /// The name of a service's durable consumer (`default` is the service's own name for it).
+    /// Stacks on throwaway databases share one NATS, so each gets consumers of its own, or
+    /// one stack's service could take and acknowledge another's events; NATS deletes them a
+    /// while after the stack is gone.
+    pub fn consumer(&self, default: &str) -> String {
+        format!("{default}{}", self.consumer_suffix)
+    }
+
+    fn consumer_env(&self, default: &str) -> Vec<(String, String)> {
+        if self.consumer_suffix.is_empty() {
+            return Vec::new();
+        }
+        vec![
+            ("EVENTS_CONSUMER".to_owned(), self.consumer(default)),
+            ("EVENTS_CONSUMER_INACTIVE_SECS".to_owned(), "300".to_owned()),
+        ]
     }
 
     /// Starts a gRPC service with its database, migrated at start-up, and waits for it.

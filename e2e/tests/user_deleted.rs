@@ -1,5 +1,6 @@
 //! A deleted user leaves their channels: channels consumes `chat.events.user.deleted` from
-//! JetStream (published here by hand, as accounts does), and clients see the result: the user
+//! JetStream (published by accounts; in the first test also by hand, to send malformed and
+//! duplicate events), and clients see the result: the user
 //! gone from member lists, an admin's successor, an empty private channel gone, the user's
 //! invites void, and a duplicate event changing nothing.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
@@ -15,25 +16,12 @@ use hilo_e2e::{Options, Stack};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// A stack whose channels service reads user deletions through a durable consumer of its own.
-/// All stacks share one NATS server: with the one production name, another test's channels
-/// (another database) could take this test's event, find nothing to do and acknowledge it.
-async fn stack_with_own_consumer() -> (Stack, String) {
-    let durable = format!("test-user-deleted-{}", random(8));
-    let stack = stack_with(Options {
-        env: vec![("USER_DELETED_CONSUMER".to_owned(), durable.clone())],
-        ..Default::default()
-    })
-    .await;
+/// A stack and the name of its channels service's durable consumer of user deletions (its
+/// own: every test stack gets consumers of its own on the shared NATS).
+async fn stack_and_consumer() -> (Stack, String) {
+    let stack = stack_with(Options::default()).await;
+    let durable = stack.consumer("channels-user-deleted");
     (stack, durable)
-}
-
-/// Stops the stack, then removes its consumer from the shared NATS server.
-async fn finish(stack: Stack, durable: &str) {
-    let js = jetstream::new(async_nats::connect(&stack.nats_url).await.unwrap());
-    stack.stop().await;
-    let stream = js.get_stream("CHAT_EVENTS").await.unwrap();
-    stream.delete_consumer(durable).await.unwrap();
 }
 
 async fn create(base: &str, owner: &User, name: &str, private: bool) -> String {
@@ -185,7 +173,7 @@ fn summary(events: &[(String, Value)]) -> Vec<(String, String, String)> {
 
 #[tokio::test]
 async fn a_deleted_admin_leaves_every_channel_and_the_earliest_moderator_or_member_succeeds() {
-    let (stack, durable) = stack_with_own_consumer().await;
+    let (stack, durable) = stack_and_consumer().await;
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let bob = sign_up(base, "Bob").await;
@@ -326,12 +314,11 @@ async fn a_deleted_admin_leaves_every_channel_and_the_earliest_moderator_or_memb
     assert_eq!(after, before, "a redelivered deletion changes nothing");
     let late = events(&mut live, &channels, Duration::from_secs(2)).await;
     assert!(late.is_empty(), "and announces nothing: {late:?}");
-    finish(stack, &durable).await;
 }
 
 #[tokio::test]
 async fn a_private_channel_left_empty_is_deleted_and_a_public_one_stays() {
-    let (stack, durable) = stack_with_own_consumer().await;
+    let stack = stack_with(Options::default()).await;
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let bob = sign_up(base, "Bob").await;
@@ -364,11 +351,34 @@ async fn a_private_channel_left_empty_is_deleted_and_a_public_one_stays() {
     let nats = async_nats::connect(&stack.nats_url).await.unwrap();
     let mut live = nats.subscribe("chat.events.>").await.unwrap();
     nats.flush().await.unwrap();
-    let js = jetstream::new(nats);
+    // No event by hand here: accounts publishes the deletion itself, end to end.
     delete_account(base, &ada).await;
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let (seq, _) = publish(&js, deleted_event(&event_id, &ada), &event_id).await;
-    processed(&js, &durable, seq).await;
+    let seen = events(
+        &mut live,
+        &[hideout.as_str(), plaza.as_str()],
+        Duration::from_secs(3),
+    )
+    .await;
+    let subjects: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|(s, e)| (s.as_str(), e["channelId"].as_str().unwrap()))
+        .collect();
+    assert!(
+        subjects.contains(&("chat.events.channel.deleted", hideout.as_str())),
+        "messaging hears of the deletion (and removes the threads): {subjects:?}"
+    );
+    assert!(
+        !subjects.contains(&("chat.events.channel.deleted", plaza.as_str())),
+        "{subjects:?}"
+    );
+    for channel in [&hideout, &plaza] {
+        assert!(
+            seen.iter().any(|(s, e)| s == "chat.events.member.removed"
+                && e["channelId"] == channel.as_str()
+                && e["userId"] == ada.id.as_str()),
+            "member.removed for {channel}: {subjects:?}"
+        );
+    }
 
     let (status, body) = call(
         Method::POST,
@@ -414,32 +424,4 @@ async fn a_private_channel_left_empty_is_deleted_and_a_public_one_stays() {
         "and anyone may join it"
     );
     assert_eq!(members(base, &cy, &plaza).await, [entry(&cy, "member")]);
-
-    let seen = events(
-        &mut live,
-        &[hideout.as_str(), plaza.as_str()],
-        Duration::from_secs(2),
-    )
-    .await;
-    let subjects: Vec<(&str, &str)> = seen
-        .iter()
-        .map(|(s, e)| (s.as_str(), e["channelId"].as_str().unwrap()))
-        .collect();
-    assert!(
-        subjects.contains(&("chat.events.channel.deleted", hideout.as_str())),
-        "messaging hears of the deletion (and removes the threads): {subjects:?}"
-    );
-    assert!(
-        !subjects.contains(&("chat.events.channel.deleted", plaza.as_str())),
-        "{subjects:?}"
-    );
-    for channel in [&hideout, &plaza] {
-        assert!(
-            seen.iter().any(|(s, e)| s == "chat.events.member.removed"
-                && e["channelId"] == channel.as_str()
-                && e["userId"] == ada.id.as_str()),
-            "member.removed for {channel}: {subjects:?}"
-        );
-    }
-    finish(stack, &durable).await;
 }

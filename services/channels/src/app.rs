@@ -70,7 +70,7 @@ impl App {
         tracing::info!(grpc = %self.listener.local_addr()?, %admin, "channels serving");
         consumer::spawn(
             &self.jetstream,
-            &self.config.user_deleted_consumer,
+            &self.config.consumer,
             self.rpc.pool.clone(),
             self.rpc.relay.clone(),
             shutdown.clone(),

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Args;
-use hilo_kit::config::{GrpcArgs, TelemetryArgs, VerifierArgs};
+use hilo_kit::config::{ConsumerArgs, GrpcArgs, TelemetryArgs, VerifierArgs};
 
 /// Everything the channels service reads at start-up.
 #[derive(Args, Clone, Debug)]
@@ -26,15 +26,8 @@ pub struct Config {
     /// NATS URL; membership and channel events go to JetStream (`chat.events.>`).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:14222")]
     pub nats_url: String,
-    /// Durable JetStream consumer of user deletions. Replicas of one deployment share it (each
-    /// event is handled by one of them); stacks that share a NATS server but not a database
-    /// (end-to-end tests) need one each, or they would take each other's events.
-    #[arg(
-        long,
-        env = "USER_DELETED_CONSUMER",
-        default_value = "channels-user-deleted"
-    )]
-    pub user_deleted_consumer: String,
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
     #[command(flatten)]
     pub verifier: VerifierArgs,
     #[command(flatten)]

@@ -20,6 +20,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::StreamExt as _;
 use hilo_kit::{
+    config::ConsumerArgs,
     outbox::{self, Relay},
     shutdown::CancellationToken,
 };
@@ -30,29 +31,18 @@ use uuid::Uuid;
 
 use crate::{db, permissions::Role};
 
-/// Starts the consumer of user deletions under the durable name `durable`; it runs until
-/// shutdown.
+/// Name of channels' durable consumer of user deletions (shared by its replicas).
+const DURABLE: &str = "channels-user-deleted";
+
+/// Starts the consumer of user deletions; it runs until shutdown.
 pub async fn spawn(
     js: &jetstream::Context,
-    durable: &str,
+    args: &ConsumerArgs,
     pool: PgPool,
     relay: Relay,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let stream = js.get_stream(subjects::EVENTS_STREAM).await?;
-    let messages = stream
-        .get_or_create_consumer(
-            durable,
-            pull::Config {
-                durable_name: Some(durable.to_owned()),
-                filter_subject: subjects::USER_DELETED.to_owned(),
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
-        .await?
-        .messages()
-        .await?;
+    let messages = outbox::durable_consumer(js, args, DURABLE, subjects::USER_DELETED).await?;
     tokio::spawn(consume(messages, pool, relay, shutdown));
     Ok(())
 }

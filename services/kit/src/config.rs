@@ -51,6 +51,20 @@ pub struct VerifierArgs {
     pub jwt: JwtArgs,
 }
 
+/// The service's durable JetStream consumer of cross-service events (`CHAT_EVENTS`).
+#[derive(Args, Clone, Debug)]
+pub struct ConsumerArgs {
+    /// Name of the durable consumer; the service's replicas share it, so each event is handled
+    /// once. Installations (or test stacks) sharing one NATS but not one database need one
+    /// each, or they would take each other's events. Default: a fixed name per service.
+    #[arg(long, env = "EVENTS_CONSUMER")]
+    pub events_consumer: Option<String>,
+    /// Seconds with no replica pulling after which NATS deletes the consumer; 0 keeps it for
+    /// ever (production: events wait while every replica is down). For throwaway stacks.
+    #[arg(long, env = "EVENTS_CONSUMER_INACTIVE_SECS", default_value_t = 0)]
+    pub events_consumer_inactive_secs: u64,
+}
+
 /// gRPC server settings.
 #[derive(Args, Clone, Debug)]
 pub struct GrpcArgs {

@@ -141,6 +141,31 @@ async fn publish_pending(
     Ok(pending.len())
 }
 
+/// The messages of the service's durable consumer of `filter` events on `CHAT_EVENTS` (named
+/// by `args`, else `default_name`), acknowledged explicitly, redelivered after 30 s.
+pub async fn durable_consumer(
+    js: &jetstream::Context,
+    args: &crate::config::ConsumerArgs,
+    default_name: &str,
+    filter: &str,
+) -> anyhow::Result<jetstream::consumer::pull::Stream> {
+    let name = args.events_consumer.as_deref().unwrap_or(default_name);
+    let stream = js.get_stream(hilo_proto::subjects::EVENTS_STREAM).await?;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            name,
+            jetstream::consumer::pull::Config {
+                durable_name: Some(name.to_owned()),
+                filter_subject: filter.to_owned(),
+                ack_wait: Duration::from_secs(30),
+                inactive_threshold: Duration::from_secs(args.events_consumer_inactive_secs),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(consumer.messages().await?)
+}
+
 /// Creates (or keeps) a durable stream over `subjects` keeping messages for `max_age`, with
 /// the two-minute de-duplication window the relay relies on.
 pub async fn ensure_stream(

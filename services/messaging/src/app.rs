@@ -77,6 +77,7 @@ impl App {
             .spawn(self.rpc.pool.clone(), js, shutdown.clone());
         consumer::spawn(
             self.nats,
+            &self.config.consumer,
             self.rpc.pool.clone(),
             self.rpc.access.clone(),
             shutdown.clone(),

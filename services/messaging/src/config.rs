@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Args;
-use hilo_kit::config::{GrpcArgs, TelemetryArgs, VerifierArgs};
+use hilo_kit::config::{ConsumerArgs, GrpcArgs, TelemetryArgs, VerifierArgs};
 
 /// Everything the messaging service reads at start-up.
 #[derive(Args, Clone, Debug)]
@@ -26,6 +26,8 @@ pub struct Config {
     /// NATS URL: thread events go to `chat.thread.<id>`; channel deletions come from JetStream.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:14222")]
     pub nats_url: String,
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
     /// gRPC address of the channels service (permission checks).
     #[arg(long, env = "CHANNELS_URL", default_value = "http://127.0.0.1:50052")]
     pub channels_url: String,

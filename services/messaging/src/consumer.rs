@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::StreamExt as _;
+use hilo_kit::config::ConsumerArgs;
 use hilo_proto::subjects;
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -28,25 +29,14 @@ struct ChannelEvent {
 /// Starts both listeners; they run until shutdown.
 pub async fn spawn(
     nats: async_nats::Client,
+    args: &ConsumerArgs,
     pool: PgPool,
     access: Arc<Access>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(nats.clone());
-    let stream = js.get_stream(subjects::EVENTS_STREAM).await?;
-    let consumer: pull::Stream = stream
-        .get_or_create_consumer(
-            DURABLE,
-            pull::Config {
-                durable_name: Some(DURABLE.to_owned()),
-                filter_subject: subjects::CHANNEL_DELETED.to_owned(),
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
-        .await?
-        .messages()
-        .await?;
+    let consumer =
+        hilo_kit::outbox::durable_consumer(&js, args, DURABLE, subjects::CHANNEL_DELETED).await?;
     tokio::spawn(delete_channels(
         consumer,
         pool,
