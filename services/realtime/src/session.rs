@@ -38,6 +38,8 @@ pub struct Who {
     pub user_id: Arc<str>,
     /// From the access token's `sid`: revocation events name sessions by id.
     pub session_id: Arc<str>,
+    /// The upgrade request's span, parent of every command's span.
+    pub trace: hilo_kit::telemetry::Parent,
     pub session_token: String,
     pub access_token: String,
 }
@@ -109,9 +111,9 @@ impl Session {
     async fn serve(&mut self, socket: &mut WebSocket, rx: &mut mpsc::Receiver<Delivery>) -> Flow {
         let timers = self.state.config.timers();
         let start = tokio::time::Instant::now();
+        // One timer per socket: the session re-check rides on the ping ticks.
         let mut ping = tokio::time::interval_at(start + timers.ping, timers.ping);
-        let mut check =
-            tokio::time::interval_at(start + timers.session_check, timers.session_check);
+        let mut checked = Instant::now();
         let mut heard = Instant::now();
         let shutdown = self.state.shutdown.clone();
         loop {
@@ -124,8 +126,17 @@ impl Session {
                     match frame {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Err(None),
                         Some(Ok(Message::Text(text))) => {
-                            let span = tracing::info_span!("command", r#type = Empty);
-                            self.command(socket, text).instrument(span).await?;
+                            let span = tracing::info_span!(
+                                "command",
+                                user_id = %self.who.user_id,
+                                r#type = Empty,
+                                trace_id = Empty,
+                            );
+                            self.who.trace.adopt(&span);
+                            // Boxed: commands are rare, and their futures (authorization,
+                            // replay over gRPC) would otherwise make every idle socket's
+                            // task as large as the largest of them.
+                            Box::pin(self.command(socket, text).instrument(span)).await?;
                         }
                         Some(Ok(Message::Binary(_))) => {
                             self.error(socket, None, None, "Binary messages not supported").await?;
@@ -139,8 +150,11 @@ impl Session {
                         return Err(Some((1000, "idle timeout")));
                     }
                     self.send(socket, Message::Ping(Bytes::new())).await?;
+                    if checked.elapsed() >= timers.session_check {
+                        checked = Instant::now();
+                        Box::pin(self.revalidate()).await?;
+                    }
                 }
-                _ = check.tick() => self.revalidate().await?,
             }
         }
     }
@@ -419,8 +433,8 @@ impl Session {
 
     async fn deliver(&mut self, socket: &mut WebSocket, delivery: Delivery) -> Flow {
         match delivery {
-            Delivery::Event(thread, event) => self.deliver_event(socket, thread, event).await,
-            Delivery::Typing(frame) => self.send_bytes(socket, frame).await,
+            Delivery::Event(event) => self.deliver_event(socket, event).await,
+            Delivery::Typing(frame) => self.send_bytes(socket, (*frame).clone()).await,
             Delivery::ChannelLost(channel) => {
                 let lost: Vec<Arc<str>> = self
                     .joined
@@ -439,43 +453,55 @@ impl Session {
 
     /// Forwards a live event once, in `seq` order: older ones are duplicates (already replayed),
     /// and a jump fetches the missing range first.
-    async fn deliver_event(
-        &mut self,
-        socket: &mut WebSocket,
-        thread: Arc<str>,
-        event: Arc<Event>,
-    ) -> Flow {
-        let Some(cursor) = self.joined.get(&thread).map(|j| j.cursor) else {
+    async fn deliver_event(&mut self, socket: &mut WebSocket, event: Arc<Event>) -> Flow {
+        let thread = &event.thread_id;
+        let Some(cursor) = self.joined.get(thread).map(|j| j.cursor) else {
             return Ok(());
         };
         if let Some(cursor) = cursor {
             if event.seq <= cursor {
                 return Ok(());
             }
-            let mut after = cursor;
-            while event.seq > after + 1 {
-                let missing = (event.seq - after - 1).min(i64::from(PAGE)) as i32;
-                let Some(page) = self.list_events(&thread, after, missing).await else {
-                    break;
-                };
-                let before = after;
-                for stored in page.events {
-                    if stored.seq > after && stored.seq < event.seq {
-                        self.send_bytes(socket, Bytes::from(stored.frame)).await?;
-                        after = stored.seq;
-                    }
-                }
-                if after == before {
-                    break;
-                }
+            if event.seq > cursor + 1 {
+                // Rare (a message NATS dropped); boxed so that the gRPC fetch does not make
+                // every socket's task larger.
+                Box::pin(self.fill_gap(socket, thread, cursor, event.seq)).await?;
             }
         }
         self.send_bytes(socket, event.frame.clone()).await?;
         if event.ends_thread {
-            return self.end_subscription(socket, &thread, "NOT_FOUND").await;
+            return self.end_subscription(socket, thread, "NOT_FOUND").await;
         }
-        if let Some(joined) = self.joined.get_mut(&thread) {
+        if let Some(joined) = self.joined.get_mut(thread) {
             joined.cursor = Some(event.seq);
+        }
+        Ok(())
+    }
+
+    /// Sends the stored events between `after` and `until` (both excluded), as far as
+    /// messaging has them.
+    async fn fill_gap(
+        &mut self,
+        socket: &mut WebSocket,
+        thread: &str,
+        mut after: i64,
+        until: i64,
+    ) -> Flow {
+        while until > after + 1 {
+            let missing = (until - after - 1).min(i64::from(PAGE)) as i32;
+            let Some(page) = self.list_events(thread, after, missing).await else {
+                break;
+            };
+            let before = after;
+            for stored in page.events {
+                if stored.seq > after && stored.seq < until {
+                    self.send_bytes(socket, Bytes::from(stored.frame)).await?;
+                    after = stored.seq;
+                }
+            }
+            if after == before {
+                break;
+            }
         }
         Ok(())
     }

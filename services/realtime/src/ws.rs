@@ -11,10 +11,6 @@ use axum::{
     response::Response,
 };
 use hilo_kit::session::is_trusted;
-use tracing::{
-    Instrument as _,
-    field::{Empty, display},
-};
 
 use crate::{app::AppState, error::error, session};
 
@@ -62,7 +58,10 @@ pub async fn upgrade(
     };
     tracing::Span::current().record("user_id", user_id.as_str());
     let session_id = hilo_kit::auth::unverified_session_id(&access_token).unwrap_or_default();
+    // The socket's commands continue this request's trace (and so the gateway's, when the
+    // upgrade came through it), as children of the upgrade request span.
     let who = session::Who {
+        trace: hilo_kit::telemetry::Parent::current(),
         user_id: user_id.into(),
         session_id: session_id.into(),
         session_token: token,
@@ -72,20 +71,13 @@ pub async fn upgrade(
     // Frames above the limit are read (up to 4x) and answered with close 1009 by the session.
     let cap = config.max_frame_bytes.saturating_mul(4);
     let guard = state.sockets.token();
-    // The socket's life is one span, a child of the upgrade request (and so of the gateway's
-    // trace when it came through the gateway); every command on it is a child of this span.
-    let span = tracing::info_span!("socket", user_id = %who.user_id, trace_id = Empty);
-    span.record("trace_id", display(hilo_kit::telemetry::trace_id(&span)));
     ws.read_buffer_size(config.ws_read_buffer)
         .write_buffer_size(0)
         .max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| {
-            async move {
-                let _guard = guard;
-                session::run(socket, state, who).await;
-            }
-            .instrument(span)
+        .on_upgrade(move |socket| async move {
+            let _guard = guard;
+            session::run(socket, state, who).await;
         })
 }
 
