@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks with the project's own tools, against the local infrastructure (started here).
-# Usage: scripts/bench.sh [post-latency [N]]   (release build; figures depend on the machine)
+# Release build by default (BENCH_PROFILE=dev for a debug one); figures depend on the machine.
+# Usage: scripts/bench.sh [all | BENCHMARK [ARGS]]
+#   post-latency [N=1000]                 single-client POST /api/messages latency
+#   realtime-idle [N=10000]               RSS per idle authenticated WebSocket on one replica
+#   realtime-latency [SUBS=10 RATE=100 SECS=20]  POST -> WebSocket latency, losses
+#   upload-memory                         gateway and uploads peak RSS during a 50 MiB upload
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,11 +18,28 @@ set +a
 export AUTH_RATE_LIMIT=off RUST_LOG=warn
 profile="${BENCH_PROFILE:-release}"
 cargo build --profile "$profile" --workspace --bins
-bin="target/$profile"; [ "$profile" = dev ] && bin=target/debug
+bin="$PWD/target/$profile"; [ "$profile" = dev ] && bin="$PWD/target/debug"
 export HILO_BIN_DIR="$bin"
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; profile: $profile"
+# The load tool holds thousands of sockets: raise the descriptor limit to the hard one.
+ulimit -n "$(ulimit -Hn)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); profile: $profile"
 
-case "${1:-post-latency}" in
-  post-latency) "$bin/hilo-bench-post" "${2:-1000}" ;;
-  *) echo "unknown benchmark: $1" >&2; exit 2 ;;
-esac
+run() {
+  case "$1" in
+    post-latency) "$bin/hilo-bench-post" "${2:-1000}" ;;
+    realtime-idle) "$bin/hilo-load" idle "${2:-10000}" ;;
+    realtime-latency) "$bin/hilo-load" latency "${2:-10}" "${3:-100}" "${4:-20}" ;;
+    upload-memory)
+      cargo nextest run -p hilo-e2e --run-ignored only -E 'test(peak_rss)' --no-capture ;;
+    *) echo "unknown benchmark: $1" >&2; exit 2 ;;
+  esac
+}
+
+if [ "${1:-all}" = all ]; then
+  for benchmark in post-latency realtime-idle realtime-latency upload-memory; do
+    echo "== $benchmark"
+    run "$benchmark"
+  done
+else
+  run "$@"
+fi

@@ -512,7 +512,7 @@ async fn every_upload_route_needs_a_session_and_is_documented() {
 }
 
 /// Peak memory of the gateway and uploads while a 50 MiB file (the audio limit) streams
-/// through. Run with `cargo nextest run -p hilo-e2e --run-ignored only -E 'test(peak_rss)' --no-capture`.
+/// through; `scripts/bench.sh upload-memory` runs it (a measurement, so not part of the suite).
 #[tokio::test]
 #[ignore = "a measurement: prints numbers"]
 async fn peak_rss_while_streaming_a_50_mib_upload() {
