@@ -14,18 +14,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tonic::{Code, Request};
 
-async fn create(base: &str, owner: &User, name: &str, private: bool) -> String {
-    let (status, channel) = call(
-        Method::POST,
-        format!("{base}/api/channels"),
-        Some(owner),
-        Some(json!({ "name": name, "isPrivate": private })),
-    )
-    .await;
-    assert_eq!(status, 200);
-    channel["id"].as_str().unwrap().to_owned()
-}
-
 async fn join(base: &str, user: &User, body: Value) -> (u16, Value) {
     call(
         Method::POST,
@@ -42,7 +30,7 @@ async fn joining_takes_no_role_from_the_client_and_twice_is_a_conflict() {
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let bob = sign_up(base, "Bob").await;
-    let id = create(base, &ada, "open", false).await;
+    let id = create_channel(base, &ada, "open", false).await;
 
     let (status, member) = join(base, &bob, json!({ "channelId": id, "role": "admin" })).await;
     assert_eq!(status, 201);
@@ -88,7 +76,7 @@ async fn private_channels_are_joined_only_with_an_invite_or_by_an_admin() {
     let bob = sign_up(base, "Bob").await;
     let cy = sign_up(base, "Cy").await;
     let dee = sign_up(base, "Dee").await;
-    let id = create(base, &ada, "secret", true).await;
+    let id = create_channel(base, &ada, "secret", true).await;
 
     let (status, body) = join(base, &bob, json!({ "channelId": id })).await;
     assert_eq!(
@@ -190,7 +178,7 @@ async fn members_are_listed_with_names_to_members_only() {
     let ada = sign_up(base, "Ada").await;
     let bob = sign_up(base, "Bob").await;
     let eve = sign_up(base, "Eve").await;
-    let id = create(base, &ada, "open", false).await;
+    let id = create_channel(base, &ada, "open", false).await;
     join(base, &bob, json!({ "channelId": id })).await;
 
     let (status, members) = call(
@@ -257,7 +245,7 @@ async fn roles_change_by_admins_only_and_the_last_admin_stays() {
     let ada = sign_up(base, "Ada").await;
     let bob = sign_up(base, "Bob").await;
     let cy = sign_up(base, "Cy").await;
-    let id = create(base, &ada, "team", false).await;
+    let id = create_channel(base, &ada, "team", false).await;
     join(base, &bob, json!({ "channelId": id })).await;
     join(base, &cy, json!({ "channelId": id })).await;
     let role_url = |user: &User| format!("{base}/api/members/{id}/{}/role", user.id);
@@ -376,7 +364,7 @@ async fn members_leave_admins_remove_and_nobody_else_does() {
     let ada = sign_up(base, "Ada").await;
     let bob = sign_up(base, "Bob").await;
     let cy = sign_up(base, "Cy").await;
-    let id = create(base, &ada, "team", false).await;
+    let id = create_channel(base, &ada, "team", false).await;
     join(base, &bob, json!({ "channelId": id })).await;
     join(base, &cy, json!({ "channelId": id })).await;
 
@@ -441,7 +429,7 @@ async fn channel_and_membership_events_reach_a_durable_consumer_after_it_restart
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let bob = sign_up(base, "Bob").await;
-    let id = create(base, &ada, "doomed", false).await;
+    let id = create_channel(base, &ada, "doomed", false).await;
     join(base, &bob, json!({ "channelId": id })).await;
 
     // A durable consumer exists, but its process is down while the events happen.
@@ -574,7 +562,7 @@ async fn the_permission_api_answers_about_the_caller_over_grpc() {
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let eve = sign_up(base, "Eve").await;
-    let secret = create(base, &ada, "secret", true).await;
+    let secret = create_channel(base, &ada, "secret", true).await;
     let token = |user: &User| access_token(&stack.private_key_pem, &user.id);
     let mut channels = ChannelsServiceClient::connect(stack.channels.clone())
         .await

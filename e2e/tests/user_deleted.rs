@@ -24,18 +24,6 @@ async fn stack_and_consumer() -> (Stack, String) {
     (stack, durable)
 }
 
-async fn create(base: &str, owner: &User, name: &str, private: bool) -> String {
-    let (status, channel) = call(
-        Method::POST,
-        format!("{base}/api/channels"),
-        Some(owner),
-        Some(json!({ "name": name, "isPrivate": private })),
-    )
-    .await;
-    assert_eq!(status, 200, "{channel}");
-    channel["id"].as_str().unwrap().to_owned()
-}
-
 async fn join(base: &str, user: &User, body: Value) -> u16 {
     call(
         Method::POST,
@@ -182,19 +170,19 @@ async fn a_deleted_admin_leaves_every_channel_and_the_earliest_moderator_or_memb
     let eve = sign_up(base, "Eve").await;
 
     // team: Bob joined first, then Cy and Dee, both made moderators (Dee first).
-    let team = create(base, &ada, "team", false).await;
+    let team = create_channel(base, &ada, "team", false).await;
     for user in [&bob, &cy, &dee] {
         assert_eq!(join(base, user, json!({ "channelId": team })).await, 201);
     }
     set_role(base, &ada, &team, &dee, "moderator").await;
     set_role(base, &ada, &team, &cy, "moderator").await;
     // club: no moderators; Bob joined before Cy.
-    let club = create(base, &ada, "club", false).await;
+    let club = create_channel(base, &ada, "club", false).await;
     for user in [&bob, &cy] {
         assert_eq!(join(base, user, json!({ "channelId": club })).await, 201);
     }
     // shared: Bob's private channel, where Ada is a second admin and made an invite.
-    let shared = create(base, &bob, "shared", true).await;
+    let shared = create_channel(base, &bob, "shared", true).await;
     assert_eq!(
         join(base, &bob, json!({ "channelId": shared, "userId": ada.id })).await,
         201
@@ -325,7 +313,7 @@ async fn a_private_channel_left_empty_is_deleted_and_a_public_one_stays() {
     let cy = sign_up(base, "Cy").await;
 
     // hideout: private; Bob, a second admin, made an invite and left: Ada is alone.
-    let hideout = create(base, &ada, "hideout", true).await;
+    let hideout = create_channel(base, &ada, "hideout", true).await;
     assert_eq!(
         join(
             base,
@@ -346,7 +334,7 @@ async fn a_private_channel_left_empty_is_deleted_and_a_public_one_stays() {
     .await;
     assert_eq!(status, 200);
     // plaza: public, Ada alone.
-    let plaza = create(base, &ada, "plaza", false).await;
+    let plaza = create_channel(base, &ada, "plaza", false).await;
 
     let nats = async_nats::connect(&stack.nats_url).await.unwrap();
     let mut live = nats.subscribe("chat.events.>").await.unwrap();

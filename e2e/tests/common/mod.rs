@@ -131,6 +131,19 @@ pub async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Creates a channel as `owner` (its first admin) and returns its id.
+pub async fn create_channel(base: &str, owner: &User, name: &str, private: bool) -> String {
+    let (status, channel) = call(
+        reqwest::Method::POST,
+        format!("{base}/api/channels"),
+        Some(owner),
+        Some(json!({ "name": name, "isPrivate": private })),
+    )
+    .await;
+    assert_eq!(status, 200, "{channel}");
+    channel["id"].as_str().expect("channel id").to_owned()
+}
+
 /// An access token for `user_id` signed with the stack's key, as the gateway would get one.
 pub fn access_token(private_key_pem: &str, user_id: &str) -> String {
     let now = std::time::SystemTime::now()

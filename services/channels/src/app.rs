@@ -30,13 +30,7 @@ impl App {
         if config.migrate_on_start {
             db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
         }
-        let nats = async_nats::connect(&config.nats_url)
-            .await
-            .context("connecting to NATS")?;
-        let jetstream = async_nats::jetstream::new(nats);
-        outbox::ensure_events_stream(&jetstream)
-            .await
-            .context("creating the events stream")?;
+        let (_, jetstream) = outbox::connect_events(&config.nats_url).await?;
         let verifier = auth::TokenVerifier::load(&config.verifier).await?;
         let accounts = AccountsServiceClient::new(grpc::connect(&config.verifier.accounts_url)?);
         let listener = grpc::bind(config.listen_addr).await?;

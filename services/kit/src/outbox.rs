@@ -141,6 +141,22 @@ async fn publish_pending(
     Ok(pending.len())
 }
 
+/// Connects to NATS and makes sure the events stream exists, as every service that publishes
+/// or consumes cross-service events does at start-up.
+pub async fn connect_events(
+    nats_url: &str,
+) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
+    use anyhow::Context as _;
+    let nats = async_nats::connect(nats_url)
+        .await
+        .context("connecting to NATS")?;
+    let js = jetstream::new(nats.clone());
+    ensure_events_stream(&js)
+        .await
+        .context("creating the events stream")?;
+    Ok((nats, js))
+}
+
 /// The messages of the service's durable consumer of `filter` events on `CHAT_EVENTS` (named
 /// by `args`, else `default_name`), acknowledged explicitly, redelivered after 30 s.
 pub async fn durable_consumer(

@@ -2,7 +2,6 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use anyhow::Context;
 use hilo_kit::{admin, auth, db, grpc, outbox, shutdown::CancellationToken};
 use hilo_proto::{messaging::v1::messaging_service_server::MessagingServiceServer, subjects};
 use tokio::net::TcpListener;
@@ -27,13 +26,7 @@ impl App {
         if config.migrate_on_start {
             db::migrate(&pool, SCHEMA, &MIGRATOR).await?;
         }
-        let nats = async_nats::connect(&config.nats_url)
-            .await
-            .context("connecting to NATS")?;
-        let js = async_nats::jetstream::new(nats.clone());
-        outbox::ensure_events_stream(&js)
-            .await
-            .context("creating the events stream")?;
+        let (nats, js) = outbox::connect_events(&config.nats_url).await?;
         // Thread events are kept a day: enough for consumers that were away to catch up.
         let day = Duration::from_secs(24 * 3600);
         outbox::ensure_stream(&js, subjects::THREADS_STREAM, subjects::THREADS_ALL, day).await?;
