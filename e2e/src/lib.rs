@@ -27,10 +27,10 @@ pub struct Options {
     pub messaging_url: Option<String>,
     /// `AUTH_RATE_LIMIT` of the gateways.
     pub auth_rate_limit: String,
-    /// Fixed ports (gateway, accounts, uploads); `None` picks free ones.
-    pub gateway_port: Option<u16>,
-    pub accounts_port: Option<u16>,
-    pub uploads_port: Option<u16>,
+    /// The services' own default ports (gateway 8080, realtime 8090, accounts 50051, channels
+    /// 50052, messaging 50053, uploads 50054) for the first replica of each, as `scripts/up.sh`
+    /// wants; otherwise free ones.
+    pub well_known_ports: bool,
     /// Bucket of the uploads service (created by uploads at start-up if missing); `None` is
     /// the infrastructure's `S3_BUCKET`. Tests that look into the bucket use one of their own.
     pub s3_bucket: Option<String>,
@@ -44,6 +44,13 @@ pub struct Options {
     pub messaging_nats_url: Option<String>,
 }
 
+impl Options {
+    /// `port` when well-known ports are asked for, else `None` (a free one).
+    fn port(&self, port: u16) -> Option<u16> {
+        self.well_known_ports.then_some(port)
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {
@@ -51,9 +58,7 @@ impl Default for Options {
             realtimes: 0,
             messaging_url: None,
             auth_rate_limit: "off".to_owned(),
-            gateway_port: None,
-            accounts_port: None,
-            uploads_port: None,
+            well_known_ports: false,
             s3_bucket: None,
             database: None,
             log_dir: None,
@@ -160,7 +165,7 @@ impl Stack {
                 &bin,
                 "hilo-accounts",
                 "accounts",
-                options.accounts_port,
+                options.port(50051),
                 accounts_env,
             )
             .await?;
@@ -172,7 +177,13 @@ impl Stack {
         channels_env.extend(stack.consumer_env("channels-user-deleted"));
         channels_env.extend(options.env.iter().cloned());
         stack.channels = stack
-            .start_service(&bin, "hilo-channels", "channels", None, channels_env)
+            .start_service(
+                &bin,
+                "hilo-channels",
+                "channels",
+                options.port(50052),
+                channels_env,
+            )
             .await?;
 
         let messaging_nats = options
@@ -187,11 +198,17 @@ impl Stack {
         messaging_env.extend(stack.consumer_env("messaging-channel-deleted"));
         messaging_env.extend(options.env.iter().cloned());
         stack.messaging = stack
-            .start_service(&bin, "hilo-messaging", "messaging", None, messaging_env)
+            .start_service(
+                &bin,
+                "hilo-messaging",
+                "messaging",
+                options.port(50053),
+                messaging_env,
+            )
             .await?;
 
         // Uploads fetches the token key from accounts (no JWT_PUBLIC_KEY), as in production.
-        let uploads_addr = addr(options.uploads_port)?;
+        let uploads_addr = addr(options.port(50054))?;
         let s3 = &stack.s3;
         let mut env = vec![
             ("LISTEN_ADDR".to_owned(), uploads_addr.to_string()),
@@ -223,7 +240,7 @@ impl Stack {
             .map(char::from)
             .collect();
         let gateway_addrs = (0..options.gateways.max(1))
-            .map(|i| addr(if i == 0 { options.gateway_port } else { None }))
+            .map(|i| addr(options.port(8080).filter(|_| i == 0)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let public_url = format!("http://{}", gateway_addrs[0]);
         let messaging = options
@@ -231,7 +248,7 @@ impl Stack {
             .clone()
             .unwrap_or_else(|| stack.messaging.clone());
         for i in 0..options.realtimes {
-            let listen = addr(None)?;
+            let listen = addr(options.port(8090).filter(|_| i == 0))?;
             let mut env = vec![
                 ("LISTEN_ADDR".to_owned(), listen.to_string()),
                 ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),

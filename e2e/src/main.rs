@@ -1,5 +1,6 @@
-//! `hilo-stack`: runs every Hilo service locally on the well-known ports (gateway 8080),
-//! against the infrastructure of `scripts/dev-up.sh`, until Ctrl-C. Used by `scripts/up.sh`.
+//! `hilo-stack`: runs every Hilo service locally on the well-known ports (gateway 8080,
+//! realtime 8090, gRPC 50051-50054) against the infrastructure of `scripts/dev-up.sh`, until
+//! Ctrl-C. Used by `scripts/up.sh`.
 
 use std::time::Duration;
 
@@ -7,16 +8,9 @@ use hilo_e2e::{Options, Stack};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let port = |key: &str, default: u16| {
-        std::env::var(key)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     let options = Options {
-        gateway_port: Some(port("HILO_GATEWAY_PORT", 8080)),
-        accounts_port: Some(port("HILO_ACCOUNTS_PORT", 50051)),
-        uploads_port: Some(port("HILO_UPLOADS_PORT", 50054)),
+        well_known_ports: true,
+        realtimes: 1,
         database: Some(std::env::var("HILO_DATABASE").unwrap_or_else(|_| "hilo".to_owned())),
         auth_rate_limit: std::env::var("AUTH_RATE_LIMIT").unwrap_or_else(|_| "off".to_owned()),
         ..Options::default()
@@ -28,9 +22,15 @@ async fn main() -> anyhow::Result<()> {
         stack.gateway()
     );
     println!(
-        "accounts gRPC {}, uploads gRPC {} (bucket {}). Ctrl-C stops everything.\n",
-        stack.accounts, stack.uploads, stack.s3.bucket
+        "WebSockets {}/ws (or {}/ws, through the gateway)",
+        stack.realtimes[0],
+        stack.gateway().replace("http://", "ws://")
     );
+    println!(
+        "gRPC: accounts {}, channels {}, messaging {}, uploads {} (bucket {})",
+        stack.accounts, stack.channels, stack.messaging, stack.uploads, stack.s3.bucket
+    );
+    println!("Ctrl-C stops everything.\n");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         which = stack.wait_any() => eprintln!("{which}; stopping the stack"),
