@@ -311,8 +311,7 @@ pub async fn earliest_by_role(
     .await
 }
 
-/// Deletes every invite `user_id` created, in any channel; returns how many. (It scans the
-/// table: there is no index on the creator, and a user is deleted once.)
+/// Deletes every invite `user_id` created, in any channel; returns how many.
 pub async fn delete_invites_by(db: impl PgExecutor<'_>, user_id: &str) -> sqlx::Result<u64> {
     let done = sqlx::query("DELETE FROM channel_invites WHERE created_by = $1")
         .bind(user_id)
