@@ -1,6 +1,7 @@
 //! Logs and traces. Every binary calls [`init`] first thing; the returned guard flushes spans
 //! on drop. Trace context crosses process boundaries as W3C `traceparent` headers: HTTP headers
-//! and gRPC metadata through [`extract`]/[`inject`], NATS headers the same way later.
+//! and gRPC metadata through [`extract`]/[`inject`], NATS message headers through
+//! [`inject_nats`]/[`continue_nats`], outbox rows as a stored `traceparent` ([`continue_from`]).
 
 use std::time::Instant;
 
