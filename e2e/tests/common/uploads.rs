@@ -76,6 +76,20 @@ pub async fn post_form(
     user: Option<&User>,
     body: impl Into<reqwest::Body>,
 ) -> (u16, Value) {
+    try_post_form(base, route, user, body)
+        .await
+        .expect("the gateway answers")
+}
+
+/// [`post_form`], returning transport errors: a server that refuses a body while it is still
+/// being sent closes the connection, and the client may see that (a broken pipe while
+/// writing) before it reads the answer.
+pub async fn try_post_form(
+    base: &str,
+    route: &str,
+    user: Option<&User>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Result<(u16, Value)> {
     let mut request = http()
         .post(format!("{base}/api/uploads/{route}"))
         .header(
@@ -86,10 +100,10 @@ pub async fn post_form(
     if let Some(user) = user {
         request = request.header(header::AUTHORIZATION, user.bearer());
     }
-    let response = request.send().await.expect("the gateway answers");
+    let response = request.send().await?;
     let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let text = response.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
 /// A stack whose uploads write to a bucket of its own, so the test sees only its objects;
