@@ -39,66 +39,33 @@ fn seq(frame: &Value) -> i64 {
 #[tokio::test]
 async fn realtime_upgrade_refusals_and_origin() {
     let (stack, _fake) = start(&[]).await;
-    let rt = &stack.realtimes[0];
     let user = sign_up(stack.gateway(), "Ana").await;
-    // No upgrade: 426 in the API's error shape.
-    let plain = common::http()
-        .get(format!("{}/ws", rt.replace("ws://", "http://")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(plain.status(), 426);
-    let body: Value = plain.json().await.unwrap();
-    assert_eq!(body["code"], "UPGRADE_REQUIRED");
-    // No session: 401; a bad origin: 403 (even with a session).
-    assert_eq!(ws::connect(rt, &[]).await.err(), Some(401));
     let bearer = user.bearer();
-    assert_eq!(
-        ws::connect(
-            rt,
-            &[
-                ("authorization", &bearer),
-                ("origin", "https://evil.example")
-            ]
-        )
-        .await
-        .err(),
-        Some(403)
-    );
-    // A trusted origin with the cookie, and no origin at all (native apps), are accepted.
-    assert!(
-        ws::connect(rt, &[("cookie", &user.cookie), ("origin", ORIGIN)])
+    // Realtime itself, and the gateway's /ws, which hands the upgrade to realtime: the same
+    // answers from both.
+    let gateway = stack.gateway().replace("http://", "ws://");
+    for base in [&stack.realtimes[0], &gateway] {
+        // No upgrade: 426 in the API's error shape.
+        let plain = common::http()
+            .get(format!("{}/ws", base.replace("ws://", "http://")))
+            .send()
             .await
-            .is_ok()
-    );
-    assert!(ws::connect(rt, &[("authorization", &bearer)]).await.is_ok());
-
-    // The same answers through the gateway's /ws, which hands the upgrade to realtime.
-    let gateway = stack.gateway();
-    let plain = common::http()
-        .get(format!("{gateway}/ws"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(plain.status(), 426);
-    let body: Value = plain.json().await.unwrap();
-    assert_eq!(body["code"], "UPGRADE_REQUIRED");
-    let gateway_ws = gateway.replace("http://", "ws://");
-    assert_eq!(ws::connect(&gateway_ws, &[]).await.err(), Some(401));
-    assert_eq!(
-        ws::connect(
-            &gateway_ws,
-            &[("cookie", &user.cookie), ("origin", "https://evil.example")]
-        )
-        .await
-        .err(),
-        Some(403)
-    );
-    assert!(
-        ws::connect(&gateway_ws, &[("cookie", &user.cookie), ("origin", ORIGIN)])
-            .await
-            .is_ok()
-    );
+            .unwrap();
+        assert_eq!(plain.status(), 426, "{base}");
+        let body: Value = plain.json().await.unwrap();
+        assert_eq!(body["code"], "UPGRADE_REQUIRED");
+        // No session: 401; a bad origin: 403 (even with a session).
+        assert_eq!(ws::connect(base, &[]).await.err(), Some(401), "{base}");
+        for session in [("authorization", bearer.as_str()), ("cookie", &user.cookie)] {
+            let evil = [session, ("origin", "https://evil.example")];
+            assert_eq!(ws::connect(base, &evil).await.err(), Some(403), "{base}");
+        }
+        // A trusted origin with the cookie, and no origin at all (native apps), are accepted.
+        let trusted = [("cookie", user.cookie.as_str()), ("origin", ORIGIN)];
+        assert!(ws::connect(base, &trusted).await.is_ok(), "{base}");
+        let native = [("authorization", bearer.as_str())];
+        assert!(ws::connect(base, &native).await.is_ok(), "{base}");
+    }
 }
 
 #[tokio::test]
