@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{LIMIT_MAX, nullable, query_number};
+use super::{LIMIT_MAX, nullable, present, query_number};
 use crate::{
     app::AppState,
     auth::Authed,
@@ -101,14 +101,7 @@ async fn get_channel(
         .clone()
         .get_channel(who.call(pb::GetChannelRequest { channel_id: id }))
         .await?;
-    channel(reply.into_inner().channel)
-}
-
-fn channel(c: Option<pb::Channel>) -> ApiResult<axum::Json<ChannelView>> {
-    Ok(axum::Json(
-        c.ok_or_else(|| ApiError::internal("reply without a channel"))?
-            .into(),
-    ))
+    present(reply.into_inner().channel, "channel")
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -139,7 +132,7 @@ async fn create_channel(
         banner_url: body.banner_url,
         category: body.category,
     };
-    channel(
+    present(
         state
             .channels
             .clone()
@@ -147,6 +140,7 @@ async fn create_channel(
             .await?
             .into_inner()
             .channel,
+        "channel",
     )
 }
 
@@ -189,7 +183,7 @@ async fn update_channel(
         banner_url: nullable_string(body.banner_url),
         category: body.category,
     };
-    channel(
+    present(
         state
             .channels
             .clone()
@@ -197,6 +191,7 @@ async fn update_channel(
             .await?
             .into_inner()
             .channel,
+        "channel",
     )
 }
 

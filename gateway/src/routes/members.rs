@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{LIMIT_MAX, channels::Message, query_number};
+use super::{LIMIT_MAX, channels::Message, present, query_number};
 use crate::{
     app::AppState,
     auth::Authed,
@@ -188,8 +188,7 @@ async fn add_member(
                 .member
         }
     };
-    let member = member.ok_or_else(|| ApiError::internal("reply without a member"))?;
-    Ok((StatusCode::CREATED, axum::Json(member.into())))
+    Ok((StatusCode::CREATED, present(member, "member")?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -231,11 +230,7 @@ async fn change_role(
         .await?
         .into_inner()
         .member;
-    Ok(axum::Json(
-        member
-            .ok_or_else(|| ApiError::internal("reply without a member"))?
-            .into(),
-    ))
+    present(member, "member")
 }
 
 /// Remove a member: yourself (leave) or, as an admin, anyone; the last admin cannot leave (409).

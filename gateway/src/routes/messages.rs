@@ -10,7 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{LIMIT_MAX, channels::Message, query_number};
+use super::{LIMIT_MAX, channels::Message, present, query_number};
 use crate::{
     app::AppState,
     auth::Authed,
@@ -78,13 +78,6 @@ async fn history(
     Ok(axum::Json(messages.into_iter().map(Into::into).collect()))
 }
 
-fn message(m: Option<pb::Message>) -> ApiResult<axum::Json<MessageJson>> {
-    Ok(axum::Json(
-        m.ok_or_else(|| ApiError::internal("reply without a message"))?
-            .into(),
-    ))
-}
-
 /// One message (readers of its thread).
 #[utoipa::path(get, path = "/api/messages/{id}", tag = "messages",
     responses((status = 200, body = MessageJson), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -93,7 +86,7 @@ async fn get_message(
     who: Authed,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<MessageJson>> {
-    message(
+    present(
         state
             .messaging
             .clone()
@@ -101,6 +94,7 @@ async fn get_message(
             .await?
             .into_inner()
             .message,
+        "message",
     )
 }
 
@@ -185,7 +179,7 @@ async fn post_message(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, message(reply.message)?))
+    Ok((status, present(reply.message, "message")?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -207,7 +201,7 @@ async fn edit_message(
         message_id: id,
         content: body.content,
     };
-    message(
+    present(
         state
             .messaging
             .clone()
@@ -215,6 +209,7 @@ async fn edit_message(
             .await?
             .into_inner()
             .message,
+        "message",
     )
 }
 

@@ -35,6 +35,13 @@ pub fn query_number(field: &str, raw: Option<&str>, default: i64) -> ApiResult<i
     }
 }
 
+/// The object a service reply must carry (`what`, for the log), as the client's JSON; a reply
+/// without it is a broken service, a 500.
+pub fn present<P, J: From<P>>(part: Option<P>, what: &str) -> ApiResult<axum::Json<J>> {
+    let part = part.ok_or_else(|| ApiError::internal(format!("reply without a {what}")))?;
+    Ok(axum::Json(part.into()))
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hilo", description = "Real-time team chat: REST API (errors are `{ code, message, details? }`)."),

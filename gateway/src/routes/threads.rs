@@ -11,11 +11,11 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{channels::Message, nullable};
+use super::{channels::Message, nullable, present};
 use crate::{
     app::AppState,
     auth::Authed,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiResult, ErrorBody},
     json::Json,
 };
 
@@ -71,13 +71,6 @@ async fn list_active_threads(
     list(&state, &who, channel_id, true).await
 }
 
-fn thread(t: Option<pb::Thread>) -> ApiResult<axum::Json<ThreadJson>> {
-    Ok(axum::Json(
-        t.ok_or_else(|| ApiError::internal("reply without a thread"))?
-            .into(),
-    ))
-}
-
 /// One thread (members of its channel).
 #[utoipa::path(get, path = "/api/threads/{id}", tag = "threads",
     responses((status = 200, body = ThreadJson), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -86,7 +79,7 @@ async fn get_thread(
     who: Authed,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ThreadJson>> {
-    thread(
+    present(
         state
             .messaging
             .clone()
@@ -94,6 +87,7 @@ async fn get_thread(
             .await?
             .into_inner()
             .thread,
+        "thread",
     )
 }
 
@@ -125,7 +119,7 @@ async fn create_thread(
         .await?
         .into_inner()
         .thread;
-    Ok((StatusCode::CREATED, thread(created)?))
+    Ok((StatusCode::CREATED, present(created, "thread")?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -153,7 +147,7 @@ async fn update_thread(
         description: body.description.map(|value| pb::NullableString { value }),
         is_archived: body.is_archived,
     };
-    thread(
+    present(
         state
             .messaging
             .clone()
@@ -161,6 +155,7 @@ async fn update_thread(
             .await?
             .into_inner()
             .thread,
+        "thread",
     )
 }
 
@@ -192,7 +187,7 @@ async fn set_archived(
         thread_id,
         archived,
     };
-    thread(
+    present(
         state
             .messaging
             .clone()
@@ -200,6 +195,7 @@ async fn set_archived(
             .await?
             .into_inner()
             .thread,
+        "thread",
     )
 }
 
