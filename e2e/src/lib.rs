@@ -5,6 +5,7 @@
 
 use std::{
     env,
+    io::{Read as _, Seek as _, Write as _},
     net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::Stdio,
@@ -584,14 +585,47 @@ async fn keygen(bin: &Path) -> anyhow::Result<String> {
 /// A loopback address: the given port, or a free one. Free ones are drawn at random from
 /// 20000..32000, below the kernel's ephemeral range (32768 and up): a port the kernel handed
 /// out (`bind(0)`) could be taken by some client's outgoing connection before the service
-/// binds it, which made stacks fail to start now and then.
+/// binds it. A port is only free until its service binds it, seconds later, so every port
+/// handed out is also written in a ledger shared by the test processes (under a file lock)
+/// and not handed out again for a minute, by this process or another.
 fn addr(port: Option<u16>) -> anyhow::Result<SocketAddr> {
     if let Some(port) = port {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
+    let ledger_path = env::temp_dir().join("hilo-e2e-ports");
+    let mut ledger = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&ledger_path)
+        .with_context(|| format!("opening {}", ledger_path.display()))?;
+    ledger.lock()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut text = String::new();
+    ledger.read_to_string(&mut text)?;
+    // `port handed-out-at` lines of the last minute.
+    let mut recent: Vec<(u16, u64)> = text
+        .lines()
+        .filter_map(|line| {
+            let (port, at) = line.split_once(' ')?;
+            Some((port.parse().ok()?, at.parse().ok()?))
+        })
+        .filter(|(_, at)| now.saturating_sub(*at) < 60)
+        .collect();
     for _ in 0..100 {
         let port = rand::rng().random_range(20_000..32_000);
+        if recent.iter().any(|(taken, _)| *taken == port) {
+            continue;
+        }
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            recent.push((port, now));
+            let lines: String = recent.iter().map(|(p, at)| format!("{p} {at}\n")).collect();
+            ledger.set_len(0)?;
+            ledger.rewind()?;
+            ledger.write_all(lines.as_bytes())?;
             return Ok(listener.local_addr()?);
         }
     }
