@@ -9,6 +9,7 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
+    serve::ListenerExt as _,
 };
 use hilo_kit::{admin, grpc, shutdown::CancellationToken, telemetry};
 use hilo_proto::{
@@ -126,8 +127,12 @@ impl App {
     ) -> anyhow::Result<()> {
         let admin = admin::serve(self.admin_addr, metrics, shutdown.clone()).await?;
         tracing::info!(http = %self.listener.local_addr()?, %admin, "gateway serving");
+        // TCP_NODELAY: a response written in two segments must not wait for a delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

@@ -6,7 +6,7 @@
 use std::{net::SocketAddr, ops::Deref, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, http::StatusCode, routing::get};
+use axum::{Router, http::StatusCode, routing::get, serve::ListenerExt as _};
 use hilo_kit::{admin, grpc, session::Cookies, shutdown::CancellationToken};
 use hilo_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
 use tokio::net::TcpListener;
@@ -131,7 +131,11 @@ impl App {
             .layer(axum::middleware::from_fn(hilo_kit::telemetry::observe))
             .with_state(state.clone());
         let stop = shutdown.clone();
-        axum::serve(self.listener, router)
+        // TCP_NODELAY: small frames go out at once instead of waiting for a delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
             .context("serving HTTP")?;
