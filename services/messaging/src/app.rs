@@ -7,7 +7,7 @@ use hilo_proto::{messaging::v1::messaging_service_server::MessagingServiceServer
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::{MIGRATOR, SCHEMA, access::Access, config::Config, consumer, rpc::MessagingRpc};
+use crate::{MIGRATOR, SCHEMA, access::Access, config::Config, consumer, relay, rpc::MessagingRpc};
 
 const SERVICE_NAME: &str = "hilo.messaging.v1.MessagingService";
 
@@ -16,6 +16,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     rpc: MessagingRpc,
+    relay: relay::Runner,
     nats: async_nats::Client,
 }
 
@@ -37,16 +38,18 @@ impl App {
             Duration::from_millis(config.permission_cache_ms),
         );
         let listener = grpc::bind(config.listen_addr).await?;
+        let (relay, runner) = relay::channel();
         let rpc = MessagingRpc {
             pool,
             verifier,
             access: Arc::new(access),
-            relay: outbox::Relay::new("thread_events"),
+            relay,
         };
         Ok(Self {
             config,
             listener,
             rpc,
+            relay: runner,
             nats,
         })
     }
@@ -64,10 +67,9 @@ impl App {
     ) -> anyhow::Result<()> {
         let admin = admin::serve(self.config.admin_addr, metrics, shutdown.clone()).await?;
         tracing::info!(grpc = %self.listener.local_addr()?, %admin, "messaging serving");
-        let js = async_nats::jetstream::new(self.nats.clone());
-        self.rpc
-            .relay
-            .spawn(self.rpc.pool.clone(), js, shutdown.clone());
+        self.relay
+            .spawn(self.rpc.pool.clone(), self.nats.clone(), shutdown.clone())
+            .await?;
         consumer::spawn(
             self.nats,
             &self.config.consumer,

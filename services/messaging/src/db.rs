@@ -1,4 +1,7 @@
-//! SQL of the messaging schema, one plain function per statement, each taking an executor.
+//! SQL of the messaging schema, one plain function per statement, each taking an executor
+//! (the relay's in [`relay`]).
+
+pub mod relay;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool, types::Json};
@@ -127,18 +130,22 @@ pub async fn update_thread(
     .await
 }
 
-/// Deletes a thread and its messages, and its events but the last (THREAD_DELETED, which
-/// must still be published and replayed).
+/// Deletes a thread and its messages, and its events (published or not) but the last
+/// (THREAD_DELETED, which must still be published and replayed).
 pub async fn delete_thread(
     db: &mut sqlx::PgConnection,
     id: Uuid,
     keep_seq: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM thread_events WHERE thread_id = $1 AND seq <> $2")
+    for table in ["thread_events", "thread_outbox"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE thread_id = $1 AND seq <> $2"
+        )))
         .bind(id)
         .bind(keep_seq)
         .execute(&mut *db)
         .await?;
+    }
     sqlx::query("DELETE FROM threads WHERE id = $1")
         .bind(id)
         .execute(&mut *db)
@@ -146,15 +153,20 @@ pub async fn delete_thread(
     Ok(())
 }
 
-/// Deletes every thread of a channel with its messages and events; returns how many threads.
+/// Deletes every thread of a channel with its messages and events, published or not; returns
+/// how many threads.
 pub async fn delete_channel_threads(
     db: &mut sqlx::PgConnection,
     channel_id: Uuid,
 ) -> sqlx::Result<u64> {
-    sqlx::query("DELETE FROM thread_events WHERE thread_id IN (SELECT id FROM threads WHERE channel_id = $1)")
+    for table in ["thread_events", "thread_outbox"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE thread_id IN (SELECT id FROM threads WHERE channel_id = $1)"
+        )))
         .bind(channel_id)
         .execute(&mut *db)
         .await?;
+    }
     let done = sqlx::query("DELETE FROM threads WHERE channel_id = $1")
         .bind(channel_id)
         .execute(&mut *db)
@@ -270,29 +282,30 @@ pub async fn delete_message(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<(
     Ok(())
 }
 
-/// Stores an event with its frame; the relay publishes it after commit.
+/// Stores an event with its frame and queues it in the relay's outbox; returns the thread's
+/// relay partition (which replica publishes it).
 pub async fn insert_event(
     db: impl PgExecutor<'_>,
+    id: Uuid,
     thread_id: Uuid,
     seq: i64,
     kind: &str,
     frame: &[u8],
     traceparent: Option<&str>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO thread_events (id, thread_id, seq, type, subject, payload, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+) -> sqlx::Result<i16> {
+    sqlx::query_scalar(
+        "WITH event AS (INSERT INTO thread_events (id, thread_id, seq, type, payload, traceparent) \
+           VALUES ($1, $2, $3, $4, $5, $6)) \
+         INSERT INTO thread_outbox (thread_id, seq) VALUES ($2, $3) RETURNING part",
     )
-    .bind(Uuid::now_v7())
+    .bind(id)
     .bind(thread_id)
     .bind(seq)
     .bind(kind)
-    .bind(hilo_proto::subjects::thread(&thread_id.to_string()))
     .bind(frame)
     .bind(traceparent)
-    .execute(db)
-    .await?;
-    Ok(())
+    .fetch_one(db)
+    .await
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -1,11 +1,13 @@
 //! The per-thread event log: every change is stored with the thread's next seq and its client
-//! frame, in the caller's transaction; the relay publishes the frame on `chat.thread.<id>`.
+//! frame, in the caller's transaction, and queued in the relay's outbox; after commit the
+//! caller hands the returned [`relay::Event`] to the relay, which publishes the frame on
+//! `chat.thread.<id>`.
 
 use hilo_proto::frames::Frame;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{db, error::Result};
+use crate::{db, error::Result, relay};
 
 /// Serializes the frame `{type, threadId, seq, payload}` once and stores it as event `seq`.
 pub async fn store<T: Serialize>(
@@ -14,7 +16,7 @@ pub async fn store<T: Serialize>(
     seq: i64,
     kind: &str,
     payload: T,
-) -> Result<()> {
+) -> Result<relay::Event> {
     let frame = Frame {
         kind: kind.to_owned(),
         thread_id: thread_id.to_string(),
@@ -23,8 +25,10 @@ pub async fn store<T: Serialize>(
     };
     let bytes = serde_json::to_vec(&frame).map_err(anyhow::Error::from)?;
     let traceparent = hilo_kit::telemetry::traceparent();
-    db::insert_event(
+    let id = Uuid::now_v7();
+    let part = db::insert_event(
         &mut *tx,
+        id,
         thread_id,
         seq,
         kind,
@@ -32,7 +36,15 @@ pub async fn store<T: Serialize>(
         traceparent.as_deref(),
     )
     .await?;
-    Ok(())
+    Ok(relay::Event {
+        id,
+        thread_id,
+        seq,
+        part,
+        frame: bytes.into(),
+        traceparent,
+        committed: std::time::SystemTime::now(),
+    })
 }
 
 /// Stores an event that is not a new message: takes the next seq itself.
@@ -41,8 +53,7 @@ pub async fn record<T: Serialize>(
     thread_id: Uuid,
     kind: &str,
     payload: T,
-) -> Result<i64> {
+) -> Result<relay::Event> {
     let seq = db::next_seq(&mut *tx, thread_id, false).await?;
-    store(tx, thread_id, seq, kind, payload).await?;
-    Ok(seq)
+    store(tx, thread_id, seq, kind, payload).await
 }

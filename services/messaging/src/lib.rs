@@ -3,7 +3,8 @@
 //! - [`app`]: build the service from its [`config`] and run it.
 //! - `rpc` (the RPC table and thread operations), `messages` (message operations), `events`
 //!   (the per-thread log), `access` (permissions and senders, asked of channels and accounts),
-//!   `attachments`, `consumer` (channel deletions), `db` (the SQL), `error`.
+//!   `attachments`, `consumer` (channel deletions), `relay` (publication in seq order), `db`
+//!   (the SQL), `error`.
 
 mod access;
 pub mod app;
@@ -14,6 +15,7 @@ mod db;
 mod error;
 mod events;
 mod messages;
+mod relay;
 mod rpc;
 
 /// Migrations of the `messaging` schema, embedded in the binary.

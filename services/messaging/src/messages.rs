@@ -155,7 +155,7 @@ impl MessagingRpc {
             Err(e) => return Err(e.into()),
         };
         let message = message_pb(row, sender);
-        events::store(
+        let event = events::store(
             &mut tx,
             thread.id,
             seq,
@@ -164,7 +164,7 @@ impl MessagingRpc {
         )
         .await?;
         tx.commit().await?;
-        self.relay.wake();
+        self.relay.committed([event]);
         Ok(pb::PostMessageResponse {
             message: Some(message),
             replayed: false,
@@ -230,7 +230,7 @@ impl MessagingRpc {
         }
         let edited = db::edit_message(&mut *tx, row.id, &content).await?;
         let message = message_pb(edited, sender);
-        events::store(
+        let event = events::store(
             &mut tx,
             thread.id,
             seq,
@@ -239,7 +239,7 @@ impl MessagingRpc {
         )
         .await?;
         tx.commit().await?;
-        self.relay.wake();
+        self.relay.committed([event]);
         Ok(pb::EditMessageResponse {
             message: Some(message),
         })
@@ -274,9 +274,9 @@ impl MessagingRpc {
             id: message_id,
             thread_id: thread.id.to_string(),
         };
-        events::record(&mut tx, thread.id, kind::DELETE_MESSAGE, payload).await?;
+        let event = events::record(&mut tx, thread.id, kind::DELETE_MESSAGE, payload).await?;
         tx.commit().await?;
-        self.relay.wake();
+        self.relay.committed([event]);
         Ok(pb::DeleteMessageResponse {})
     }
 

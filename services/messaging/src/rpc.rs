@@ -7,7 +7,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use hilo_kit::{
     auth::{Caller, TokenVerifier},
-    outbox::Relay,
     validate::{self, Violations},
 };
 use hilo_proto::{
@@ -36,7 +35,7 @@ pub struct MessagingRpc {
     pub pool: PgPool,
     pub verifier: TokenVerifier,
     pub access: Arc<Access>,
-    pub relay: Relay,
+    pub relay: crate::relay::Relay,
 }
 
 /// The gRPC surface: every RPC authenticates its caller, then runs the operation.
@@ -276,7 +275,7 @@ impl MessagingRpc {
         let mut row = db::update_thread(&mut *tx, id, patch).await?;
         row.last_seq = seq;
         let thread = thread_pb(row);
-        events::store(
+        let event = events::store(
             &mut tx,
             id,
             seq,
@@ -285,7 +284,7 @@ impl MessagingRpc {
         )
         .await?;
         tx.commit().await?;
-        self.relay.wake();
+        self.relay.committed([event]);
         Ok(thread)
     }
 
@@ -298,10 +297,10 @@ impl MessagingRpc {
             thread_id: thread_id.clone(),
             id: thread_id.clone(),
         };
-        let seq = events::record(&mut tx, thread.id, kind::THREAD_DELETED, payload).await?;
-        db::delete_thread(&mut tx, thread.id, seq).await?;
+        let event = events::record(&mut tx, thread.id, kind::THREAD_DELETED, payload).await?;
+        db::delete_thread(&mut tx, thread.id, event.seq).await?;
         tx.commit().await?;
-        self.relay.wake();
+        self.relay.committed([event]);
         Ok(pb::DeleteThreadResponse {})
     }
 
