@@ -24,6 +24,8 @@ pub struct Options {
     pub gateways: usize,
     /// Number of realtime replicas (all share NATS and Redis).
     pub realtimes: usize,
+    /// Number of messaging replicas (gateway and realtime replica `i` use messaging `i % n`).
+    pub messagings: usize,
     /// gRPC URL of a messaging service to use instead of starting one (tests: a stub).
     pub messaging_url: Option<String>,
     /// `AUTH_RATE_LIMIT` of the gateways.
@@ -57,6 +59,7 @@ impl Default for Options {
         Self {
             gateways: 1,
             realtimes: 0,
+            messagings: 1,
             messaging_url: None,
             auth_rate_limit: "off".to_owned(),
             well_known_ports: false,
@@ -92,8 +95,10 @@ pub struct Stack {
     pub accounts: String,
     /// gRPC URL of channels.
     pub channels: String,
-    /// gRPC URL of messaging.
+    /// gRPC URL of messaging (the first replica).
     pub messaging: String,
+    /// gRPC URLs of every messaging replica (processes `messaging`, `messaging-1`, ...).
+    pub messagings: Vec<String>,
     /// NATS URL of the infrastructure.
     pub nats_url: String,
     /// gRPC URL of uploads.
@@ -143,6 +148,7 @@ impl Stack {
             accounts: String::new(),
             channels: String::new(),
             messaging: String::new(),
+            messagings: Vec::new(),
             nats_url: infra.nats_url.clone(),
             uploads: String::new(),
             s3,
@@ -198,15 +204,19 @@ impl Stack {
         ];
         messaging_env.extend(stack.consumer_env("messaging-channel-deleted"));
         messaging_env.extend(options.env.iter().cloned());
-        stack.messaging = stack
-            .start_service(
-                &bin,
-                "hilo-messaging",
-                "messaging",
-                options.port(50053),
-                messaging_env,
-            )
-            .await?;
+        for i in 0..options.messagings.max(1) {
+            let name = if i == 0 {
+                "messaging".to_owned()
+            } else {
+                format!("messaging-{i}")
+            };
+            let port = options.port(50053).filter(|_| i == 0);
+            let url = stack
+                .start_service(&bin, "hilo-messaging", &name, port, messaging_env.clone())
+                .await?;
+            stack.messagings.push(url);
+        }
+        stack.messaging = stack.messagings[0].clone();
 
         // Uploads fetches the token key from accounts (no JWT_PUBLIC_KEY), as in production.
         let uploads_addr = addr(options.port(50054))?;
@@ -244,11 +254,11 @@ impl Stack {
             .map(|i| addr(options.port(8080).filter(|_| i == 0)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let public_url = format!("http://{}", gateway_addrs[0]);
-        let messaging = options
-            .messaging_url
-            .clone()
-            .unwrap_or_else(|| stack.messaging.clone());
         for i in 0..options.realtimes {
+            let messaging = options
+                .messaging_url
+                .clone()
+                .unwrap_or_else(|| stack.messagings[i % stack.messagings.len()].clone());
             let listen = addr(options.port(8090).filter(|_| i == 0))?;
             let mut env = vec![
                 ("LISTEN_ADDR".to_owned(), listen.to_string()),
@@ -272,7 +282,10 @@ impl Stack {
                 ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
                 ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
                 ("CHANNELS_URL".to_owned(), stack.channels.clone()),
-                ("MESSAGING_URL".to_owned(), stack.messaging.clone()),
+                (
+                    "MESSAGING_URL".to_owned(),
+                    stack.messagings[i % stack.messagings.len()].clone(),
+                ),
                 ("UPLOADS_URL".to_owned(), stack.uploads.clone()),
                 ("REDIS_URL".to_owned(), infra.redis_url.clone()),
                 ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
@@ -343,13 +356,14 @@ impl Stack {
 
     /// Sends `signal` (`KILL`, `TERM`) to realtime replica `i` (tests of failover and drain).
     pub async fn signal_realtime(&mut self, i: usize, signal: &str) -> anyhow::Result<()> {
-        let name = format!("realtime-{i}");
-        let (_, child) = self
-            .children
-            .iter_mut()
-            .find(|(n, _)| *n == name)
-            .with_context(|| format!("no {name}"))?;
-        let pid = child.id().context("already exited")?;
+        self.signal(&format!("realtime-{i}"), signal).await
+    }
+
+    /// Sends `signal` (`KILL`, `TERM`) to a process of the stack, by name (see [`Stack::pid`]).
+    pub async fn signal(&mut self, name: &str, signal: &str) -> anyhow::Result<()> {
+        let pid = self
+            .pid(name)
+            .with_context(|| format!("no running {name}"))?;
         Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(pid.to_string())
@@ -436,7 +450,7 @@ impl Stack {
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true)
             .stdin(Stdio::null());
-        if env::var_os("RUST_LOG").is_none() {
+        if env::var_os("RUST_LOG").is_none() && !env.iter().any(|(k, _)| k == "RUST_LOG") {
             command.env("RUST_LOG", "info");
         }
         match &self.log_dir {

@@ -160,6 +160,8 @@ struct Thread {
 pub struct FakeMessaging {
     threads: Arc<Mutex<HashMap<String, Thread>>>,
     nats: Option<async_nats::Client>,
+    /// ListThreadEvents answers UNAVAILABLE until then (an outage of messaging).
+    failing_until: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 impl FakeMessaging {
@@ -168,6 +170,7 @@ impl FakeMessaging {
         let fake = Self {
             threads: Arc::default(),
             nats: Some(async_nats::connect(nats_url).await.unwrap()),
+            failing_until: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -246,6 +249,11 @@ impl FakeMessaging {
 
     pub fn nats(&self) -> &async_nats::Client {
         self.nats.as_ref().unwrap()
+    }
+
+    /// ListThreadEvents fails (UNAVAILABLE) for the next `outage`.
+    pub fn fail_event_lists_for(&self, outage: Duration) {
+        *self.failing_until.lock().unwrap() = Some(std::time::Instant::now() + outage);
     }
 }
 
@@ -340,6 +348,14 @@ impl srv::MessagingService for FakeMessaging {
         request: Request<pb::ListThreadEventsRequest>,
     ) -> Reply<pb::ListThreadEventsResponse> {
         let user = caller(&request)?;
+        if self
+            .failing_until
+            .lock()
+            .unwrap()
+            .is_some_and(|until| std::time::Instant::now() < until)
+        {
+            return Err(Status::unavailable("messaging is down"));
+        }
         let request = request.into_inner();
         let threads = self.threads.lock().unwrap();
         let thread = threads

@@ -95,9 +95,12 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let config = self.config;
+        let messaging = Messaging::new(grpc::connect(&config.messaging_url)?);
         let hub = Hub::new(
             self.nats.clone(),
+            messaging.clone(),
             AuthzCache::new(Duration::from_secs(config.authz_cache_secs)),
+            Duration::from_secs(config.gap_repair_secs),
         );
         hub.serve_echo().await?;
         let presence = Presence::new(
@@ -107,7 +110,7 @@ impl App {
         tokio::spawn(presence.clone().heartbeat(shutdown.clone()));
         let state = AppState(Arc::new(Shared {
             accounts: AccountsServiceClient::new(grpc::connect(&config.accounts_url)?),
-            messaging: Messaging::new(grpc::connect(&config.messaging_url)?),
+            messaging,
             redis: self.redis,
             cookies: Cookies::new(&config.secret()?, config.secure_prefix(), false),
             trusted_origins: config.trusted_origins()?,

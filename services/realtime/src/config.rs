@@ -71,6 +71,10 @@ pub struct Config {
     /// Seconds an AuthorizeThread answer is reused for the same user and thread.
     #[arg(long, env = "AUTHZ_CACHE_SECS", default_value_t = 10)]
     pub authz_cache_secs: u64,
+    /// How long a replica keeps trying to fetch a thread's missing events (a hole in what NATS
+    /// delivered) before it gives up and tells the thread's sockets RESYNC_REQUIRED.
+    #[arg(long, env = "GAP_REPAIR_SECS", default_value_t = 5)]
+    pub gap_repair_secs: u64,
     /// A resume further back than this many events answers RESYNC_REQUIRED.
     #[arg(long, env = "RESUME_MAX_EVENTS", default_value_t = 1000)]
     pub resume_max_events: i64,

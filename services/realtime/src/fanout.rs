@@ -1,28 +1,29 @@
 //! NATS fan-out. A replica holds one NATS connection and, per thread joined by at least one
 //! of its sockets, one subscription to the thread's events (`chat.thread.<id>`) and one to its
-//! typing frames (`chat.typing.<id>`), reference-counted by socket. Each published event is
-//! parsed once (for `seq`) and its bytes are shared by every socket's queue; a socket whose
-//! queue is full is killed (the session closes it with 1008) rather than slowing the others.
+//! typing frames (`chat.typing.<id>`), reference-counted by socket, pumped by one task per
+//! thread ([`crate::pump`]) that releases events in seq order. Each event's bytes are shared by
+//! every socket's queue; a socket whose queue is full is killed (the session closes it with
+//! 1008) rather than slowing the others.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
-use async_nats::{Client, Subscriber};
+use async_nats::Client;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use serde::Deserialize;
-use tokio::sync::mpsc;
+use hilo_proto::messaging::v1::ListThreadEventsRequest;
+use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::field::Empty;
 
-use crate::authz::AuthzCache;
+use crate::authz::{AuthzCache, Messaging};
 
 /// Prefix of the ephemeral typing subjects (core NATS, never stored).
 pub const TYPING_PREFIX: &str = "chat.typing.";
 /// NATS header naming the socket a typing frame came from (`<replica>/<socket>`).
-const ORIGIN_HEADER: &str = "Hilo-Origin";
+pub const ORIGIN_HEADER: &str = "Hilo-Origin";
 
 /// A stored thread event as published by messaging: the exact client frame and its `seq`.
 #[derive(Debug)]
@@ -32,6 +33,16 @@ pub struct Event {
     pub frame: Bytes,
     /// THREAD_DELETED: the last event of its thread; subscriptions end after it.
     pub ends_thread: bool,
+    /// When this replica received it (delivery latency is measured from here).
+    pub received: Instant,
+}
+
+/// A hole in a thread's events that could not be filled: sockets behind `seq` resynchronise.
+#[derive(Debug)]
+pub struct Resync {
+    pub thread_id: Arc<str>,
+    /// The last missing seq; live delivery continues after it.
+    pub seq: i64,
 }
 
 /// What the hub hands to a socket's session loop. Kept to one pointer (plus the tag): every
@@ -40,6 +51,11 @@ pub struct Event {
 pub enum Delivery {
     /// A stored event of a joined thread.
     Event(Arc<Event>),
+    /// Consecutive events released at once (a hole was filled): one queue slot, so a delay
+    /// upstream never makes a healthy socket look slow.
+    Events(Arc<Vec<Arc<Event>>>),
+    /// Events were lost for good before the next ones: tell the client to resynchronise.
+    Resync(Arc<Resync>),
     /// A typing frame of a joined thread, from another socket.
     Typing(Arc<Bytes>),
     /// The user lost access to this channel (removed, or the channel deleted).
@@ -53,50 +69,75 @@ pub struct SocketEntry {
     pub user_id: Arc<str>,
     /// The session it was opened with (empty when unknown).
     pub session_id: Arc<str>,
+    /// The user's current access token: the socket's calls to messaging, and the thread's
+    /// gap fetches, use it.
+    token: Mutex<Arc<str>>,
     tx: mpsc::Sender<Delivery>,
     kill: CancellationToken,
 }
 
 impl SocketEntry {
     /// Queues without waiting; a full queue kills the socket (slow consumer).
-    fn offer(&self, delivery: Delivery) {
+    pub fn offer(&self, delivery: Delivery) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(delivery) {
             metrics::counter!("realtime_slow_consumers_total").increment(1);
             self.kill.cancel();
         }
     }
+
+    pub fn token(&self) -> Arc<str> {
+        lock(&self.token).clone()
+    }
+
+    /// Replaces the access token (refreshed by the session re-check).
+    pub fn set_token(&self, token: Arc<str>) {
+        *lock(&self.token) = token;
+    }
 }
 
 /// The sockets of one thread, read by its pump for every event.
 #[derive(Default)]
-struct ThreadEntry {
-    sockets: Mutex<HashMap<u64, Arc<SocketEntry>>>,
+pub struct ThreadEntry {
+    pub sockets: Mutex<HashMap<u64, Arc<SocketEntry>>>,
 }
 
-/// A thread's subscription: its sockets and the task that pumps NATS into them.
+/// A thread's subscription: its sockets and the task that pumps NATS into them, started by
+/// the first join (later joins wait for it).
+#[derive(Default)]
 struct Subscription {
     entry: Arc<ThreadEntry>,
-    pump: tokio::task::AbortHandle,
+    started: OnceCell<()>,
+    pump: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 /// The replica's fan-out state: built once, shared by every session.
 pub struct Hub {
-    nats: Client,
-    replica: String,
+    pub nats: Client,
+    pub messaging: Messaging,
+    pub replica: String,
     pub authz: AuthzCache,
+    /// How long a thread's pump tries to fill a hole before telling its sockets to resync.
+    pub gap_repair: Duration,
     sockets: Mutex<HashMap<u64, Arc<SocketEntry>>>,
-    threads: tokio::sync::Mutex<HashMap<Arc<str>, Subscription>>,
+    threads: Mutex<HashMap<Arc<str>, Arc<Subscription>>>,
 }
 
 impl Hub {
     /// A hub on `nats`; `replica` tells this replica's typing frames apart from others'.
-    pub fn new(nats: Client, authz: AuthzCache) -> Arc<Self> {
+    pub fn new(
+        nats: Client,
+        messaging: Messaging,
+        authz: AuthzCache,
+        gap_repair: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             nats,
+            messaging,
             replica: uuid::Uuid::now_v7().to_string(),
             authz,
+            gap_repair,
             sockets: Mutex::default(),
-            threads: tokio::sync::Mutex::default(),
+            threads: Mutex::default(),
         })
     }
 
@@ -105,38 +146,64 @@ impl Hub {
         &self,
         id: u64,
         who: &crate::session::Who,
+        token: Arc<str>,
         tx: mpsc::Sender<Delivery>,
         kill: CancellationToken,
-    ) {
+    ) -> Arc<SocketEntry> {
         let entry = Arc::new(SocketEntry {
             user_id: who.user_id.clone(),
             session_id: who.session_id.clone(),
+            token: Mutex::new(token),
             tx,
             kill,
         });
-        lock(&self.sockets).insert(id, entry);
+        lock(&self.sockets).insert(id, entry.clone());
+        entry
     }
 
     /// Forgets a socket and drops its thread subscriptions.
-    pub async fn unregister(&self, id: u64, threads: impl Iterator<Item = Arc<str>>) {
+    pub fn unregister(&self, id: u64, threads: impl Iterator<Item = Arc<str>>) {
         for thread in threads {
-            self.leave(&thread, id).await;
+            self.leave(&thread, id);
         }
         lock(&self.sockets).remove(&id);
     }
 
     /// Adds a socket to a thread, subscribing the replica when it is the thread's first. When
-    /// this returns, the subscription is live at the server (flushed), so a replay fetched
+    /// this returns, the subscription is live at the server (flushed) and the thread's pump
+    /// releases every event after the thread's last seq at that moment, so a replay fetched
     /// afterwards overlaps live delivery instead of leaving a hole.
     pub async fn join(self: &Arc<Self>, thread_id: &Arc<str>, id: u64) -> anyhow::Result<()> {
         let Some(socket) = lock(&self.sockets).get(&id).cloned() else {
             return Ok(());
         };
-        let mut threads = self.threads.lock().await;
-        if let Some(sub) = threads.get(thread_id) {
-            lock(&sub.entry.sockets).insert(id, socket);
-            return Ok(());
+        // Under the map's lock, as `leave` removes emptied subscriptions under it.
+        let sub = {
+            let mut threads = lock(&self.threads);
+            let sub = threads.entry(thread_id.clone()).or_default().clone();
+            lock(&sub.entry.sockets).insert(id, socket.clone());
+            sub
+        };
+        let token = socket.token();
+        let started = sub
+            .started
+            .get_or_try_init(|| self.subscribe(thread_id, &sub, &token))
+            .await;
+        if let Err(error) = started {
+            self.leave(thread_id, id);
+            return Err(error);
         }
+        Ok(())
+    }
+
+    /// Subscribes to a thread's subjects, learns where its live events start, and starts its
+    /// pump.
+    async fn subscribe(
+        self: &Arc<Self>,
+        thread_id: &Arc<str>,
+        sub: &Subscription,
+        token: &str,
+    ) -> anyhow::Result<()> {
         let events = self
             .nats
             .subscribe(hilo_proto::subjects::thread(thread_id))
@@ -146,19 +213,33 @@ impl Hub {
             .subscribe(format!("{TYPING_PREFIX}{thread_id}"))
             .await?;
         self.sync().await?;
-        let entry = Arc::new(ThreadEntry::default());
-        lock(&entry.sockets).insert(id, socket);
-        let pump = tokio::spawn(pump(
+        let last_seq = self.last_seq(thread_id, token).await?;
+        let pump = tokio::spawn(crate::pump::run(
             self.clone(),
             thread_id.clone(),
-            entry.clone(),
-            events,
-            typing,
+            sub.entry.clone(),
+            crate::pump::Feeds { events, typing },
+            last_seq,
         ))
         .abort_handle();
-        threads.insert(thread_id.clone(), Subscription { entry, pump });
+        *lock(&sub.pump) = Some(pump);
         metrics::gauge!("realtime_thread_subscriptions").increment(1.0);
         Ok(())
+    }
+
+    /// The thread's last stored seq, asked of messaging.
+    async fn last_seq(&self, thread_id: &str, token: &str) -> anyhow::Result<i64> {
+        let request = hilo_kit::grpc::request(
+            ListThreadEventsRequest {
+                thread_id: thread_id.to_owned(),
+                after_seq: i64::MAX,
+                limit: 1,
+            },
+            Some(token),
+            None,
+        );
+        let reply = self.messaging.clone().list_thread_events(request).await?;
+        Ok(reply.into_inner().last_seq)
     }
 
     /// A round trip through the NATS server on this connection: the server handles a
@@ -188,8 +269,8 @@ impl Hub {
     }
 
     /// Removes a socket from a thread; the last one out unsubscribes the replica.
-    pub async fn leave(&self, thread_id: &str, id: u64) {
-        let mut threads = self.threads.lock().await;
+    pub fn leave(&self, thread_id: &str, id: u64) {
+        let mut threads = lock(&self.threads);
         let Some(sub) = threads.get(thread_id) else {
             return;
         };
@@ -198,8 +279,11 @@ impl Hub {
             sockets.remove(&id);
             sockets.is_empty()
         };
-        if empty && let Some(sub) = threads.remove(thread_id) {
-            sub.pump.abort();
+        if empty
+            && let Some(sub) = threads.remove(thread_id)
+            && let Some(pump) = lock(&sub.pump).take()
+        {
+            pump.abort();
             metrics::gauge!("realtime_thread_subscriptions").decrement(1.0);
         }
     }
@@ -240,90 +324,8 @@ impl Hub {
     }
 }
 
-/// Forwards one thread's NATS messages to its sockets until the subscription is dropped.
-async fn pump(
-    hub: Arc<Hub>,
-    thread_id: Arc<str>,
-    entry: Arc<ThreadEntry>,
-    mut events: Subscriber,
-    mut typing: Subscriber,
-) {
-    loop {
-        tokio::select! {
-            Some(message) = events.next() => deliver_event(&hub, &thread_id, &entry, message),
-            Some(message) = typing.next() => deliver_typing(&hub, &entry, message),
-            else => return,
-        }
-    }
-}
-
-fn deliver_event(
-    hub: &Hub,
-    thread_id: &Arc<str>,
-    entry: &ThreadEntry,
-    message: async_nats::Message,
-) {
-    #[derive(Deserialize)]
-    struct Head<'a> {
-        seq: i64,
-        #[serde(rename = "type", borrow)]
-        kind: Option<std::borrow::Cow<'a, str>>,
-    }
-    let Ok(head) = serde_json::from_slice::<Head>(&message.payload) else {
-        tracing::warn!(%thread_id, "thread event without a seq, dropped");
-        return;
-    };
-    let span = tracing::info_span!(
-        "deliver",
-        %thread_id,
-        seq = head.seq,
-        otel.kind = "consumer",
-        trace_id = Empty,
-    );
-    hilo_kit::telemetry::continue_nats(&span, message.headers.as_ref());
-    span.record(
-        "trace_id",
-        tracing::field::display(hilo_kit::telemetry::trace_id(&span)),
-    );
-    let _entered = span.enter();
-    let event = Arc::new(Event {
-        thread_id: thread_id.clone(),
-        seq: head.seq,
-        ends_thread: head.kind.as_deref() == Some(hilo_proto::frames::kind::THREAD_DELETED),
-        frame: message.payload,
-    });
-    if event.ends_thread {
-        hub.authz.forget_thread(thread_id);
-    }
-    let sockets = lock(&entry.sockets);
-    for socket in sockets.values() {
-        socket.offer(Delivery::Event(event.clone()));
-    }
-    metrics::counter!("realtime_deliveries_total").increment(sockets.len() as u64);
-    tracing::info!(sockets = sockets.len(), "thread event fanned out");
-}
-
-fn deliver_typing(hub: &Hub, entry: &ThreadEntry, message: async_nats::Message) {
-    let origin = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(ORIGIN_HEADER))
-        .map(|v| v.as_str().to_owned())
-        .unwrap_or_default();
-    let local_origin = origin
-        .strip_prefix(hub.replica.as_str())
-        .and_then(|rest| rest.strip_prefix('/'))
-        .and_then(|id| id.parse::<u64>().ok());
-    let frame = Arc::new(message.payload);
-    for (id, socket) in lock(&entry.sockets).iter() {
-        if Some(*id) != local_origin {
-            socket.offer(Delivery::Typing(frame.clone()));
-        }
-    }
-}
-
 /// Locks a std mutex; a poisoned one (a panic elsewhere) still holds usable data.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,5 +1,5 @@
 //! One socket's life: client commands (`JOIN_THREAD`, `LEAVE_THREAD`, `TYPING`), deliveries
-//! from the hub (de-duplicated by `seq`, gaps fetched from messaging), pings, idle timeout,
+//! from the hub (in seq order, de-duplicated against the replay), pings, idle timeout,
 //! session re-validation, and the close codes (1008 slow consumer or session ended, 1009 frame
 //! too big, 1012 replica restarting). Frames are documented in `proto/frames/*.schema.json`.
 
@@ -23,7 +23,7 @@ use tracing::{Instrument as _, field::Empty};
 use crate::{
     app::AppState,
     authz,
-    fanout::{Delivery, Event},
+    fanout::{Delivery, Event, SocketEntry},
 };
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -41,6 +41,7 @@ pub struct Who {
     /// The upgrade request's span, parent of every command's span.
     pub trace: hilo_kit::telemetry::Parent,
     pub session_token: String,
+    /// Moved into the hub's entry for the socket at start ([`SocketEntry::token`]).
     pub access_token: String,
 }
 
@@ -58,6 +59,8 @@ struct Session {
     id: u64,
     state: AppState,
     who: Who,
+    /// The hub's view of this socket (its current access token).
+    me: Arc<SocketEntry>,
     joined: HashMap<Arc<str>, Joined>,
     kill: CancellationToken,
     tokens: f64,
@@ -65,17 +68,19 @@ struct Session {
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn run(mut socket: WebSocket, state: AppState, who: Who) {
+pub async fn run(mut socket: WebSocket, state: AppState, mut who: Who) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel(state.config.send_queue.max(1));
     let kill = CancellationToken::new();
-    state.hub.register(id, &who, tx, kill.clone());
+    let token = std::mem::take(&mut who.access_token).into();
+    let me = state.hub.register(id, &who, token, tx, kill.clone());
     state.presence.online(&who.user_id);
     metrics::gauge!("realtime_sockets").increment(1.0);
     let mut session = Session {
         id,
         state: state.clone(),
         who,
+        me,
         joined: HashMap::new(),
         kill,
         tokens: 0.0,
@@ -95,10 +100,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, who: Who) {
         tracing::info!(code, reason, user_id = %session.who.user_id, "socket closed by server");
     }
     drop(rx);
-    state
-        .hub
-        .unregister(id, session.joined.keys().cloned())
-        .await;
+    state.hub.unregister(id, session.joined.keys().cloned());
     state.presence.offline(&session.who.user_id);
     metrics::gauge!("realtime_sockets").decrement(1.0);
 }
@@ -240,7 +242,7 @@ impl Session {
             }
             (Some("LEAVE_THREAD"), Some(thread_id)) => {
                 if self.joined.remove(thread_id).is_some() {
-                    self.state.hub.leave(thread_id, self.id).await;
+                    self.state.hub.leave(thread_id, self.id);
                 }
                 self.send_json(
                     socket,
@@ -299,7 +301,7 @@ impl Session {
             &state.hub.authz,
             &state.messaging,
             &self.who.user_id,
-            &self.who.access_token,
+            &self.me.token(),
             thread_id,
         )
         .await;
@@ -352,7 +354,21 @@ impl Session {
             },
         );
         if let Some(since) = since {
-            let cursor = self.replay(socket, &thread, since.max(0)).await?;
+            let Some(cursor) = self.replay(socket, &thread, since.max(0)).await? else {
+                // Part of the history may have been sent; the client joins again from the
+                // last seq it got.
+                metrics::counter!("realtime_resume_total", "outcome" => "failed").increment(1);
+                self.joined.remove(&thread);
+                self.state.hub.leave(&thread, self.id);
+                return self
+                    .error(
+                        socket,
+                        Some("UNAVAILABLE"),
+                        Some(thread_id),
+                        "Try again later",
+                    )
+                    .await;
+            };
             if let Some(joined) = self.joined.get_mut(&thread) {
                 joined.cursor = Some(cursor);
             }
@@ -361,19 +377,20 @@ impl Session {
     }
 
     /// Sends every stored event after `since` (or RESYNC_REQUIRED when that is too far back);
-    /// returns the cursor live delivery continues from.
+    /// returns the cursor live delivery continues from, or `None` when messaging could not
+    /// be asked (the join fails rather than leave a hole).
     async fn replay(
         &mut self,
         socket: &mut WebSocket,
         thread: &str,
         since: i64,
-    ) -> Result<i64, Close> {
+    ) -> Result<Option<i64>, Close> {
         let mut after = since;
         let mut first_page = true;
         loop {
             let page = self.list_events(thread, after, PAGE).await;
             let Some(page) = page else {
-                return Ok(after);
+                return Ok(None);
             };
             if first_page {
                 first_page = false;
@@ -385,7 +402,8 @@ impl Session {
                         json!({"type": "RESYNC_REQUIRED", "threadId": thread, "lastSeq": page.last_seq}),
                     )
                     .await?;
-                    return Ok(page.last_seq);
+                    metrics::counter!("realtime_resume_total", "outcome" => "resync").increment(1);
+                    return Ok(Some(page.last_seq));
                 }
             }
             let count = page.events.len();
@@ -396,7 +414,8 @@ impl Session {
                 }
             }
             if count == 0 || after >= page.last_seq {
-                return Ok(after);
+                metrics::counter!("realtime_resume_total", "outcome" => "replayed").increment(1);
+                return Ok(Some(after));
             }
         }
     }
@@ -413,7 +432,7 @@ impl Session {
                 after_seq: after,
                 limit,
             },
-            Some(&self.who.access_token),
+            Some(&self.me.token()),
             None,
         );
         match self
@@ -433,7 +452,14 @@ impl Session {
 
     async fn deliver(&mut self, socket: &mut WebSocket, delivery: Delivery) -> Flow {
         match delivery {
-            Delivery::Event(event) => self.deliver_event(socket, event).await,
+            Delivery::Event(event) => self.deliver_event(socket, &event).await,
+            Delivery::Events(events) => {
+                for event in events.iter() {
+                    self.deliver_event(socket, event).await?;
+                }
+                Ok(())
+            }
+            Delivery::Resync(resync) => self.resync(socket, &resync.thread_id, resync.seq).await,
             Delivery::Typing(frame) => self.send_bytes(socket, (*frame).clone()).await,
             Delivery::ChannelLost(channel) => {
                 let lost: Vec<Arc<str>> = self
@@ -451,9 +477,9 @@ impl Session {
         }
     }
 
-    /// Forwards a live event once, in `seq` order: older ones are duplicates (already replayed),
-    /// and a jump fetches the missing range first.
-    async fn deliver_event(&mut self, socket: &mut WebSocket, event: Arc<Event>) -> Flow {
+    /// Forwards a live event once: the thread's pump releases events in seq order with no
+    /// gap, and older ones are duplicates (already replayed).
+    async fn deliver_event(&mut self, socket: &mut WebSocket, event: &Event) -> Flow {
         let thread = &event.thread_id;
         let Some(cursor) = self.joined.get(thread).map(|j| j.cursor) else {
             return Ok(());
@@ -463,12 +489,14 @@ impl Session {
                 return Ok(());
             }
             if event.seq > cursor + 1 {
-                // Rare (a message NATS dropped); boxed so that the gRPC fetch does not make
-                // every socket's task larger.
-                Box::pin(self.fill_gap(socket, thread, cursor, event.seq)).await?;
+                // Cannot happen by construction; if it does, say so rather than skip quietly.
+                tracing::error!(%thread, cursor, seq = event.seq, "jump in live delivery");
+                self.resync(socket, thread, event.seq - 1).await?;
             }
         }
         self.send_bytes(socket, event.frame.clone()).await?;
+        metrics::histogram!("realtime_delivery_seconds")
+            .record(event.received.elapsed().as_secs_f64());
         if event.ends_thread {
             return self.end_subscription(socket, thread, "NOT_FOUND").await;
         }
@@ -478,32 +506,21 @@ impl Session {
         Ok(())
     }
 
-    /// Sends the stored events between `after` and `until` (both excluded), as far as
-    /// messaging has them.
-    async fn fill_gap(
-        &mut self,
-        socket: &mut WebSocket,
-        thread: &str,
-        mut after: i64,
-        until: i64,
-    ) -> Flow {
-        while until > after + 1 {
-            let missing = (until - after - 1).min(i64::from(PAGE)) as i32;
-            let Some(page) = self.list_events(thread, after, missing).await else {
-                break;
-            };
-            let before = after;
-            for stored in page.events {
-                if stored.seq > after && stored.seq < until {
-                    self.send_bytes(socket, Bytes::from(stored.frame)).await?;
-                    after = stored.seq;
-                }
-            }
-            if after == before {
-                break;
-            }
+    /// Tells the client the thread's events up to `seq` cannot all be delivered (it reloads
+    /// them over REST), unless it already has them; live delivery continues after `seq`.
+    async fn resync(&mut self, socket: &mut WebSocket, thread: &Arc<str>, seq: i64) -> Flow {
+        let Some(joined) = self.joined.get_mut(thread) else {
+            return Ok(());
+        };
+        if joined.cursor.is_some_and(|cursor| cursor >= seq) {
+            return Ok(());
         }
-        Ok(())
+        joined.cursor = Some(seq);
+        self.send_json(
+            socket,
+            json!({"type": "RESYNC_REQUIRED", "threadId": &**thread, "lastSeq": seq}),
+        )
+        .await
     }
 
     /// Ends a subscription the client did not leave (access lost, thread deleted) and tells
@@ -515,7 +532,7 @@ impl Session {
         code: &str,
     ) -> Flow {
         self.joined.remove(thread);
-        self.state.hub.leave(thread, self.id).await;
+        self.state.hub.leave(thread, self.id);
         self.send_json(
             socket,
             json!({"type": "LEFT_THREAD", "threadId": &**thread, "code": code}),
@@ -528,7 +545,7 @@ impl Session {
     async fn revalidate(&mut self) -> Flow {
         match crate::sessions::lookup(&self.state, &self.who.session_token, None).await {
             Ok(Some((_, token))) => {
-                self.who.access_token = token;
+                self.me.set_token(token.into());
                 Ok(())
             }
             Ok(None) => Err(Some((1008, "session ended"))),
