@@ -3,8 +3,11 @@
 # Release build by default (BENCH_PROFILE=dev for a debug one); figures depend on the machine.
 # Usage: scripts/bench.sh [all | BENCHMARK [ARGS]]
 #   post-latency [N=1000]                 single-client POST /api/messages latency
+#   throughput [CLIENTS=64 THREADS=100 SECS=20]  closed-loop posts through every tier; pgbench alongside
+#   latency [RATE=1000 THREADS=100 SUBS=10 SECS=20]  POST -> WebSocket latency over many threads; bare WS server alongside
+#   fanout [SUBS=1000 RATE=200 SECS=20]   one thread, many sockets, posts through REST; bare WS server alongside
+#   relay [EVENTS=100000 THREADS=100]     one messaging replica draining a backlog; JetStream alone alongside
 #   realtime-idle [N=10000]               RSS per idle authenticated WebSocket on one replica
-#   realtime-latency [SUBS=10 RATE=100 SECS=20]  POST -> WebSocket latency, losses
 #   upload-memory                         gateway and uploads peak RSS during a 50 MiB upload
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +30,8 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname
 run() {
   case "$1" in
     post-latency) "$bin/hilo-bench-post" "${2:-1000}" ;;
+    throughput|latency|fanout|relay) "$bin/hilo-load" "$@" ;;
     realtime-idle) "$bin/hilo-load" idle "${2:-10000}" ;;
-    realtime-latency) "$bin/hilo-load" latency "${2:-10}" "${3:-100}" "${4:-20}" ;;
     upload-memory)
       cargo nextest run -p hilo-e2e --run-ignored only -E 'test(peak_rss)' --no-capture ;;
     *) echo "unknown benchmark: $1" >&2; exit 2 ;;
@@ -36,7 +39,7 @@ run() {
 }
 
 if [ "${1:-all}" = all ]; then
-  for benchmark in post-latency realtime-idle realtime-latency upload-memory; do
+  for benchmark in post-latency throughput latency fanout relay realtime-idle upload-memory; do
     echo "== $benchmark"
     run "$benchmark"
   done

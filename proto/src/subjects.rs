@@ -17,6 +17,8 @@ pub const MEMBER_ROLE_CHANGED: &str = "chat.events.member.role_changed";
 
 /// A session ended (sign-out or revocation): `{ type, id, sessionId, userId }`.
 pub const SESSION_REVOKED: &str = "chat.events.session.revoked";
+/// A user changed how they are shown (name, image, profile): `{ type, id, userId }`.
+pub const USER_UPDATED: &str = "chat.events.user.updated";
 /// A user deleted their account (their sessions are gone with it): `{ type, id, userId }`.
 pub const USER_DELETED: &str = "chat.events.user.deleted";
 

@@ -324,7 +324,11 @@ impl AccountsRpc {
         if let Some(profile) = profile {
             db::update_profile(&mut *tx, &req.user_id, &profile).await?;
         }
+        // Services that show users (messaging's sender names) drop what they cached.
+        let event = serde_json::json!({ "type": "user.updated", "userId": req.user_id });
+        outbox::enqueue(&mut tx, subjects::USER_UPDATED, event).await?;
         tx.commit().await?;
+        self.relay.wake();
         let user = self.user(&req.user_id, &caller.user_id).await?;
         Ok(pb::UpdateUserResponse { user: Some(user) })
     }

@@ -1,6 +1,7 @@
 //! What messaging asks other services: permissions (channels' CheckPermission, with the hot
 //! "may read / may post" answers cached briefly and dropped when membership changes) and
-//! senders' names (accounts' BatchGetUsers). Both are called with the caller's own token.
+//! senders' names (accounts' BatchGetUsers, cached until a `user.updated` or `user.deleted`
+//! event, a minute at most). Both are called with the caller's own token.
 
 use std::{
     collections::HashMap,
@@ -32,12 +33,18 @@ pub struct Answer {
 
 type Key = (String, String, i32);
 
-/// Clients of channels and accounts, and the permission cache. Built once.
+/// How long a sender's name and picture are reused without a `user.updated` event.
+const SENDER_TTL: Duration = Duration::from_secs(60);
+
+/// Clients of channels and accounts, and the permission and sender caches. Built once.
 pub struct Access {
     pub channels: ChannelsServiceClient<Channel>,
     pub accounts: AccountsServiceClient<Channel>,
     cache: Mutex<HashMap<Key, (Instant, Answer)>>,
     ttl: Duration,
+    /// How users are shown: asked of accounts once, then reused until they change (every
+    /// post carries its sender, so accounts is not asked per post).
+    senders: moka::sync::Cache<String, pb::Sender>,
 }
 
 impl Access {
@@ -47,7 +54,16 @@ impl Access {
             accounts: AccountsServiceClient::new(accounts),
             cache: Mutex::default(),
             ttl,
+            senders: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(SENDER_TTL)
+                .build(),
         }
+    }
+
+    /// Forgets how a user is shown (they renamed themselves, or were deleted).
+    pub fn forget_sender(&self, user_id: &str) {
+        self.senders.invalidate(user_id);
     }
 
     /// May the caller do `action` in `channel_id` (on something `owner` made)?
@@ -107,6 +123,7 @@ impl Access {
     }
 
     /// How each of `ids` is shown; a user who no longer exists appears as a placeholder.
+    /// Users not seen recently are asked of accounts, in one call.
     pub async fn senders(
         &self,
         caller: &Caller,
@@ -114,9 +131,22 @@ impl Access {
     ) -> Result<HashMap<String, pb::Sender>> {
         ids.sort();
         ids.dedup();
+        let mut senders = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.senders.get(&id) {
+                Some(sender) => {
+                    senders.insert(id, sender);
+                }
+                None => missing.push(id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(senders);
+        }
         let request = grpc::request(
             BatchGetUsersRequest {
-                user_ids: ids.clone(),
+                user_ids: missing.clone(),
             },
             Some(&caller.token),
             None,
@@ -126,10 +156,10 @@ impl Access {
             .clone()
             .batch_get_users(request)
             .await
-            .map_err(|status| anyhow::anyhow!("accounts.BatchGetUsers: {status}"))?
+            .map_err(Error::Upstream)?
             .into_inner()
             .users;
-        let mut senders: HashMap<String, pb::Sender> = users
+        let mut found: HashMap<String, pb::Sender> = users
             .into_iter()
             .map(|u| {
                 let profile = u.profile.unwrap_or_default();
@@ -148,14 +178,16 @@ impl Access {
                 (u.id, sender)
             })
             .collect();
-        for id in ids {
-            senders.entry(id.clone()).or_insert_with(|| pb::Sender {
-                id,
+        for id in missing {
+            let sender = found.remove(&id).unwrap_or_else(|| pb::Sender {
+                id: id.clone(),
                 name: DELETED_USER.to_owned(),
                 image: None,
                 display_name: DELETED_USER.to_owned(),
                 avatar_url: None,
             });
+            self.senders.insert(id.clone(), sender.clone());
+            senders.insert(id, sender);
         }
         Ok(senders)
     }

@@ -7,7 +7,9 @@ use hilo_proto::{messaging::v1::messaging_service_server::MessagingServiceServer
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::{MIGRATOR, SCHEMA, access::Access, config::Config, consumer, relay, rpc::MessagingRpc};
+use crate::{
+    MIGRATOR, SCHEMA, access::Access, config::Config, consumer, posting, relay, rpc::MessagingRpc,
+};
 
 const SERVICE_NAME: &str = "hilo.messaging.v1.MessagingService";
 
@@ -40,6 +42,8 @@ impl App {
         let listener = grpc::bind(config.listen_addr).await?;
         let (relay, runner) = relay::channel();
         let rpc = MessagingRpc {
+            posts: posting::Posts::new(pool.clone(), relay.clone()),
+            channels_of: moka::sync::Cache::new(100_000),
             pool,
             verifier,
             access: Arc::new(access),

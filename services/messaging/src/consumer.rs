@@ -1,6 +1,7 @@
 //! What messaging hears from channels: a deleted channel's threads, messages and events are
 //! removed (durable JetStream consumer, so a deletion while messaging was down is handled when
-//! it comes back; deleting twice is harmless), and membership changes drop cached permissions.
+//! it comes back; deleting twice is harmless), membership changes drop cached permissions, and
+//! renamed or deleted users their cached names (core NATS: every replica hears them).
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,6 +25,12 @@ const DURABLE: &str = "messaging-channel-deleted";
 struct ChannelEvent {
     channel_id: Uuid,
     user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserEvent {
+    user_id: String,
 }
 
 /// Starts both listeners; they run until shutdown.
@@ -51,7 +58,11 @@ pub async fn spawn(
                 _ = shutdown.cancelled() => break,
                 next = changes.next() => {
                     let Some(message) = next else { break };
-                    if let Ok(event) = serde_json::from_slice::<ChannelEvent>(&message.payload) {
+                    if matches!(&*message.subject, subjects::USER_UPDATED | subjects::USER_DELETED) {
+                        if let Ok(event) = serde_json::from_slice::<UserEvent>(&message.payload) {
+                            access.forget_sender(&event.user_id);
+                        }
+                    } else if let Ok(event) = serde_json::from_slice::<ChannelEvent>(&message.payload) {
                         access.forget(&event.channel_id.to_string(), event.user_id.as_deref());
                     }
                 }

@@ -174,35 +174,82 @@ pub async fn delete_channel_threads(
     Ok(done.rows_affected())
 }
 
-/// What a new message is made of.
-pub struct NewMessage<'a> {
+/// One post of a batch (see [`post_messages`]): the message and its NEW_MESSAGE frame, whose
+/// `"seq":-1` placeholders are replaced by the seq it gets.
+pub struct BatchPost<'a> {
     pub id: Uuid,
-    pub thread_id: Uuid,
     pub sender_id: &'a str,
     pub content: &'a str,
     pub attachments: &'a [Attachment],
-    pub seq: i64,
+    pub created_at: DateTime<Utc>,
     pub idempotency_key: Option<&'a str>,
     pub request_hash: Option<&'a str>,
+    pub event_id: Uuid,
+    pub frame: &'a str,
+    pub traceparent: Option<&'a str>,
 }
 
-pub async fn insert_message(
+/// The placeholder of a batch post's seq in its frame (twice: the frame's and the message's).
+pub const SEQ_PLACEHOLDER: &str = "\"seq\":-1";
+
+/// Stores posts of one thread in one statement, in order: the thread's next seqs, the
+/// messages, their events and their outbox rows. Returns `(seq, partition)` per post, or no
+/// rows when the thread is archived or gone (nothing is stored then). A reused idempotency key
+/// fails the whole statement (nothing is stored either).
+pub async fn post_messages(
     db: impl PgExecutor<'_>,
-    m: &NewMessage<'_>,
-) -> sqlx::Result<MessageRow> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO messages (id, thread_id, sender_id, content, attachments, seq, idempotency_key, request_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {MESSAGE_COLUMNS}"
-    )))
-    .bind(m.id)
-    .bind(m.thread_id)
-    .bind(m.sender_id)
-    .bind(m.content)
-    .bind(Json(m.attachments))
-    .bind(m.seq)
-    .bind(m.idempotency_key)
-    .bind(m.request_hash)
-    .fetch_one(db)
+    thread_id: Uuid,
+    posts: &[BatchPost<'_>],
+) -> sqlx::Result<Vec<(i64, i16)>> {
+    let ids: Vec<Uuid> = posts.iter().map(|p| p.id).collect();
+    let senders: Vec<&str> = posts.iter().map(|p| p.sender_id).collect();
+    let contents: Vec<&str> = posts.iter().map(|p| p.content).collect();
+    let attachments: Vec<String> = posts
+        .iter()
+        .map(|p| serde_json::to_string(p.attachments).unwrap_or_else(|_| "[]".to_owned()))
+        .collect();
+    let created: Vec<DateTime<Utc>> = posts.iter().map(|p| p.created_at).collect();
+    let keys: Vec<Option<&str>> = posts.iter().map(|p| p.idempotency_key).collect();
+    let hashes: Vec<Option<&str>> = posts.iter().map(|p| p.request_hash).collect();
+    let event_ids: Vec<Uuid> = posts.iter().map(|p| p.event_id).collect();
+    let frames: Vec<&str> = posts.iter().map(|p| p.frame).collect();
+    let traces: Vec<Option<&str>> = posts.iter().map(|p| p.traceparent).collect();
+    sqlx::query_as(
+        "WITH t AS ( \
+           UPDATE threads SET last_seq = last_seq + $2, updated_at = now() \
+           WHERE id = $1 AND NOT is_archived RETURNING last_seq - $2 AS base), \
+         p AS ( \
+           SELECT t.base + u.n AS seq, u.* FROM t, unnest($3::uuid[], $4::text[], $5::text[], \
+             $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::uuid[], $11::text[], \
+             $12::text[]) WITH ORDINALITY \
+             AS u(id, sender_id, content, attachments, created_at, idempotency_key, \
+                  request_hash, event_id, frame, traceparent, n)), \
+         m AS ( \
+           INSERT INTO messages (id, thread_id, sender_id, content, attachments, seq, \
+             created_at, idempotency_key, request_hash) \
+           SELECT id, $1, sender_id, content, attachments::jsonb, seq, created_at, \
+             idempotency_key, request_hash FROM p), \
+         e AS ( \
+           INSERT INTO thread_events (id, thread_id, seq, type, payload, traceparent) \
+           SELECT event_id, $1, seq, 'NEW_MESSAGE', \
+             convert_to(replace(frame, '\"seq\":-1', '\"seq\":' || seq), 'UTF8'), traceparent \
+           FROM p) \
+         INSERT INTO thread_outbox (thread_id, seq) SELECT $1, seq FROM p ORDER BY seq \
+         RETURNING seq, part",
+    )
+    .bind(thread_id)
+    .bind(posts.len() as i64)
+    .bind(ids)
+    .bind(senders)
+    .bind(contents)
+    .bind(attachments)
+    .bind(created)
+    .bind(keys)
+    .bind(hashes)
+    .bind(event_ids)
+    .bind(frames)
+    .bind(traces)
+    .fetch_all(db)
     .await
 }
 

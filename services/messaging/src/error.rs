@@ -22,9 +22,13 @@ pub enum Error {
     Archived,
     #[error("idempotency key reused with another request")]
     KeyReused,
-    /// The channels service refused or failed: its status is passed on.
-    #[error("channels: {0}")]
+    /// Channels or accounts refused or failed: its status is passed on when the caller can act
+    /// on it (signed out; try again later).
+    #[error("upstream: {0}")]
     Upstream(Status),
+    /// The database is unreachable or too busy: try again later (503).
+    #[error("database unavailable")]
+    Unavailable,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -57,8 +61,13 @@ impl From<Error> for Status {
                 "IDEMPOTENCY_KEY_REUSED",
                 "This Idempotency-Key was used for a different request",
             ),
-            Error::Upstream(status) if status.code() == Code::Unauthenticated => status,
-            Error::Upstream(status) => internal(format!("channels call failed: {status}")),
+            Error::Upstream(status)
+                if matches!(status.code(), Code::Unauthenticated | Code::Unavailable) =>
+            {
+                status
+            }
+            Error::Upstream(status) => internal(format!("upstream call failed: {status}")),
+            Error::Unavailable => Status::unavailable("database busy, try again"),
             Error::Db(error) => db_error(error),
             Error::Internal(error) => internal(format!("{error:#}")),
         }

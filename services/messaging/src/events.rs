@@ -9,7 +9,18 @@ use uuid::Uuid;
 
 use crate::{db, error::Result, relay};
 
-/// Serializes the frame `{type, threadId, seq, payload}` once and stores it as event `seq`.
+/// The client frame `{type, threadId, seq, payload}`, serialized once.
+pub fn frame<T: Serialize>(thread_id: Uuid, seq: i64, kind: &str, payload: T) -> Result<String> {
+    let frame = Frame {
+        kind: kind.to_owned(),
+        thread_id: thread_id.to_string(),
+        seq,
+        payload,
+    };
+    Ok(serde_json::to_string(&frame).map_err(anyhow::Error::from)?)
+}
+
+/// Serializes the frame once and stores it as event `seq`.
 pub async fn store<T: Serialize>(
     tx: &mut sqlx::PgConnection,
     thread_id: Uuid,
@@ -17,13 +28,7 @@ pub async fn store<T: Serialize>(
     kind: &str,
     payload: T,
 ) -> Result<relay::Event> {
-    let frame = Frame {
-        kind: kind.to_owned(),
-        thread_id: thread_id.to_string(),
-        seq,
-        payload,
-    };
-    let bytes = serde_json::to_vec(&frame).map_err(anyhow::Error::from)?;
+    let bytes = frame(thread_id, seq, kind, payload)?.into_bytes();
     let traceparent = hilo_kit::telemetry::traceparent();
     let id = Uuid::now_v7();
     let part = db::insert_event(

@@ -3,7 +3,8 @@
 //! - [`app`]: build the service from its [`config`] and run it.
 //! - `rpc` (the RPC table and thread operations), `messages` (message operations), `events`
 //!   (the per-thread log), `access` (permissions and senders, asked of channels and accounts),
-//!   `attachments`, `consumer` (channel deletions), `relay` (publication in seq order), `db`
+//!   `attachments`, `consumer` (channel deletions), `posting` (group commit per thread),
+//!   `relay` (publication in seq order), `db`
 //!   (the SQL), `error`.
 
 mod access;
@@ -15,6 +16,7 @@ mod db;
 mod error;
 mod events;
 mod messages;
+mod posting;
 mod relay;
 mod rpc;
 

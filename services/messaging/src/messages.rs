@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chrono::DurationRound as _;
 use hilo_kit::{
     auth::Caller,
     validate::{self, Violations},
@@ -18,9 +19,10 @@ use uuid::Uuid;
 use crate::{
     access::require,
     attachments,
-    db::{self, MessageRow, NewMessage},
+    db::{self, MessageRow},
     error::{Error, Result},
     events,
+    posting::{Post, Refused},
     rpc::{MessagingRpc, not_member, timestamp},
 };
 
@@ -96,79 +98,77 @@ impl MessagingRpc {
                 req.thread_id
             )))
         });
-        let thread = self
-            .find_thread(&req.thread_id)
-            .await?
-            .ok_or_else(|| Error::ThreadNotFound(req.thread_id.clone()))?;
-        let channel_id = thread.channel_id.to_string();
+        let (thread_id, channel_id) = self.thread_channel(&req.thread_id).await?;
+        let channel_id = channel_id.to_string();
         let answer = self
             .access
             .check(&caller, &channel_id, Action::Post, None)
             .await?;
         require(answer, &req.thread_id, &not_member(&caller, &channel_id))?;
-        if let Some(key) = &key
-            && let Some(first) = db::find_by_key(&self.pool, &caller.user_id, key).await?
-        {
-            return self.replayed(&caller, first, hash.as_deref()).await;
-        }
         let sender = self
             .access
             .senders(&caller, vec![caller.user_id.clone()])
             .await?
             .remove(&caller.user_id);
-
-        let mut tx = self.pool.begin().await?;
-        let seq = db::next_seq(&mut *tx, thread.id, true).await?;
-        // Under the thread's row lock: archiving cannot slip in between this check and the insert.
-        if db::get_thread(&mut *tx, thread.id)
-            .await?
-            .is_none_or(|t| t.is_archived)
-        {
-            return Err(Error::Archived);
-        }
-        let new = NewMessage {
-            id: Uuid::now_v7(),
-            thread_id: thread.id,
-            sender_id: &caller.user_id,
-            content: &content,
-            attachments: &attachments,
-            seq,
-            idempotency_key: key.as_deref(),
-            request_hash: hash.as_deref(),
+        // Stored with microseconds, shown with milliseconds: the same instant everywhere.
+        let created_at = chrono::Utc::now()
+            .duration_trunc(chrono::TimeDelta::microseconds(1))
+            .unwrap_or_else(|_| chrono::Utc::now());
+        let mut message = pb::Message {
+            id: Uuid::now_v7().to_string(),
+            thread_id: thread_id.to_string(),
+            sender_id: caller.user_id.clone(),
+            content: content.clone(),
+            attachments: attachments.iter().cloned().map(Into::into).collect(),
+            seq: -1,
+            create_time: Some(timestamp(created_at)),
+            edit_time: None,
+            sender,
         };
-        let row = match db::insert_message(&mut *tx, &new).await {
-            Ok(row) => row,
-            // The same key raced in from another replica: the first one wins, this is a retry.
-            Err(e) if hilo_kit::db::is_unique_violation(&e, "messages_idempotency_idx") => {
-                drop(tx);
+        let frame = events::frame(
+            thread_id,
+            -1,
+            kind::NEW_MESSAGE,
+            MessageJson::from(message.clone()),
+        )?;
+        let post = Post {
+            id: Uuid::parse_str(&message.id).map_err(anyhow::Error::from)?,
+            sender_id: caller.user_id.clone(),
+            content,
+            attachments,
+            created_at,
+            idempotency_key: key.clone(),
+            request_hash: hash.clone(),
+            frame,
+            traceparent: hilo_kit::telemetry::traceparent(),
+        };
+        match self.posts.submit(thread_id, post).await {
+            Ok(seq) => {
+                message.seq = seq;
+                Ok(pb::PostMessageResponse {
+                    message: Some(message),
+                    replayed: false,
+                })
+            }
+            // A retry: the first post with this key stands.
+            Err(Refused::KeyTaken) => {
                 let first = db::find_by_key(
                     &self.pool,
                     &caller.user_id,
                     key.as_deref().unwrap_or_default(),
                 )
-                .await?;
-                let first = first.ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("idempotent message vanished"))
-                })?;
-                return self.replayed(&caller, first, hash.as_deref()).await;
+                .await?
+                .ok_or_else(|| Error::Internal(anyhow::anyhow!("idempotent message vanished")))?;
+                self.replayed(&caller, first, hash.as_deref()).await
             }
-            Err(e) => return Err(e.into()),
-        };
-        let message = message_pb(row, sender);
-        let event = events::store(
-            &mut tx,
-            thread.id,
-            seq,
-            kind::NEW_MESSAGE,
-            MessageJson::from(message.clone()),
-        )
-        .await?;
-        tx.commit().await?;
-        self.relay.committed([event]);
-        Ok(pb::PostMessageResponse {
-            message: Some(message),
-            replayed: false,
-        })
+            Err(Refused::Archived) => Err(Error::Archived),
+            Err(Refused::NoThread) => {
+                self.channels_of.invalidate(&thread_id);
+                Err(Error::ThreadNotFound(req.thread_id))
+            }
+            Err(Refused::Unavailable) => Err(Error::Unavailable),
+            Err(Refused::Failed(why)) => Err(Error::Internal(anyhow::anyhow!(why))),
+        }
     }
 
     /// The first result of an idempotency key, if this request is the same as the first.

@@ -36,6 +36,10 @@ pub struct MessagingRpc {
     pub verifier: TokenVerifier,
     pub access: Arc<Access>,
     pub relay: crate::relay::Relay,
+    /// Posts, stored in batches per thread.
+    pub posts: Arc<crate::posting::Posts>,
+    /// Each thread's channel: it never changes, so posts look it up once.
+    pub channels_of: moka::sync::Cache<Uuid, Uuid>,
 }
 
 /// The gRPC surface: every RPC authenticates its caller, then runs the operation.
@@ -357,6 +361,18 @@ impl MessagingRpc {
             channel_id: thread.channel_id.to_string(),
             last_seq: thread.last_seq,
         })
+    }
+
+    /// A thread's id and its channel's, from memory when it was seen before.
+    pub(crate) async fn thread_channel(&self, thread_id: &str) -> Result<(Uuid, Uuid)> {
+        let missing = || Error::ThreadNotFound(thread_id.to_owned());
+        let id = Uuid::parse_str(thread_id).map_err(|_| missing())?;
+        if let Some(channel) = self.channels_of.get(&id) {
+            return Ok((id, channel));
+        }
+        let thread = db::get_thread(&self.pool, id).await?.ok_or_else(missing)?;
+        self.channels_of.insert(id, thread.channel_id);
+        Ok((id, thread.channel_id))
     }
 
     /// The thread, or `None` for a malformed or unknown id.

@@ -54,6 +54,10 @@ pub struct Config {
     /// 10,000 idle sockets: 7.7 KiB RSS each with 1 KiB, 10.7 KiB with 4 KiB.
     #[arg(long, env = "WS_READ_BUFFER", default_value_t = 1024)]
     pub ws_read_buffer: usize,
+    /// Bytes of frames gathered per socket before they are written: frames queued together
+    /// go out in one write (allocated only once a socket receives something).
+    #[arg(long, env = "WS_WRITE_BUFFER", default_value_t = 4096)]
+    pub ws_write_buffer: usize,
     /// Client commands per second per socket (burst: twice that).
     #[arg(long, env = "COMMANDS_PER_SEC", default_value_t = 20)]
     pub commands_per_sec: u32,

@@ -12,6 +12,7 @@ use std::{
 };
 
 use async_nats::Client;
+use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use hilo_proto::messaging::v1::ListThreadEventsRequest;
@@ -30,7 +31,8 @@ pub const ORIGIN_HEADER: &str = "Hilo-Origin";
 pub struct Event {
     pub thread_id: Arc<str>,
     pub seq: i64,
-    pub frame: Bytes,
+    /// The client frame (checked UTF-8 once, for every socket).
+    pub frame: Utf8Bytes,
     /// THREAD_DELETED: the last event of its thread; subscriptions end after it.
     pub ends_thread: bool,
     /// When this replica received it (delivery latency is measured from here).
@@ -118,6 +120,8 @@ pub struct Hub {
     pub authz: AuthzCache,
     /// How long a thread's pump tries to fill a hole before telling its sockets to resync.
     pub gap_repair: Duration,
+    /// `realtime_delivery_seconds`, looked up once (it is recorded for every delivery).
+    pub delivery_seconds: metrics::Histogram,
     sockets: Mutex<HashMap<u64, Arc<SocketEntry>>>,
     threads: Mutex<HashMap<Arc<str>, Arc<Subscription>>>,
 }
@@ -136,6 +140,7 @@ impl Hub {
             replica: uuid::Uuid::now_v7().to_string(),
             authz,
             gap_repair,
+            delivery_seconds: metrics::histogram!("realtime_delivery_seconds"),
             sockets: Mutex::default(),
             threads: Mutex::default(),
         })

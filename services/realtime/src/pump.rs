@@ -12,6 +12,7 @@ use std::{
 };
 
 use async_nats::Subscriber;
+use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt as _;
 use hilo_proto::messaging::v1::{ListThreadEventsRequest, ListThreadEventsResponse};
 use serde::Deserialize;
@@ -104,8 +105,11 @@ impl Pump {
             #[serde(rename = "type", borrow)]
             kind: Option<std::borrow::Cow<'a, str>>,
         }
-        let Ok(head) = serde_json::from_slice::<Head>(&message.payload) else {
-            tracing::warn!(thread_id = %self.thread_id, "thread event without a seq, dropped");
+        let (Ok(head), Ok(frame)) = (
+            serde_json::from_slice::<Head>(&message.payload),
+            Utf8Bytes::try_from(message.payload.clone()),
+        ) else {
+            tracing::warn!(thread_id = %self.thread_id, "unreadable thread event, dropped");
             return;
         };
         let span = tracing::info_span!(
@@ -125,7 +129,7 @@ impl Pump {
             thread_id: self.thread_id.clone(),
             seq: head.seq,
             ends_thread: head.kind.as_deref() == Some(hilo_proto::frames::kind::THREAD_DELETED),
-            frame: message.payload.clone(),
+            frame,
             received: Instant::now(),
         });
         let released = self.order.push(event);
@@ -200,11 +204,14 @@ impl Pump {
             Ok(page) => {
                 let now = Instant::now();
                 for stored in page.events {
+                    let Ok(frame) = Utf8Bytes::try_from(bytes::Bytes::from(stored.frame)) else {
+                        continue;
+                    };
                     let event = Arc::new(Event {
                         thread_id: self.thread_id.clone(),
                         seq: stored.seq,
                         ends_thread: stored.r#type == hilo_proto::frames::kind::THREAD_DELETED,
-                        frame: stored.frame.into(),
+                        frame,
                         received: now,
                     });
                     let released = self.order.push(event);

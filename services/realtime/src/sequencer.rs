@@ -75,7 +75,7 @@ mod tests {
         Arc::new(Event {
             thread_id: "t".into(),
             seq,
-            frame: bytes::Bytes::new(),
+            frame: Default::default(),
             ends_thread: false,
             received: std::time::Instant::now(),
         })

@@ -14,6 +14,7 @@ use std::{
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
+use futures_util::SinkExt as _;
 use hilo_proto::messaging::v1::ListThreadEventsRequest;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -31,6 +32,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 const MAX_JOINED: usize = 200;
 /// Events asked of ListThreadEvents per page.
 const PAGE: i32 = 500;
+/// Queued deliveries written together at most (then flushed).
+const BATCH: usize = 64;
 
 /// Who opened the socket (established by the upgrade).
 #[derive(Clone, Debug)]
@@ -71,7 +74,8 @@ struct Session {
 pub async fn run(mut socket: WebSocket, state: AppState, mut who: Who) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel(state.config.send_queue.max(1));
-    let kill = CancellationToken::new();
+    // Cancelled when the queue overflows, or (as a child) when the replica shuts down.
+    let kill = state.shutdown.child_token();
     let token = std::mem::take(&mut who.access_token).into();
     let me = state.hub.register(id, &who, token, tx, kill.clone());
     state.presence.online(&who.user_id);
@@ -117,12 +121,10 @@ impl Session {
         let mut ping = tokio::time::interval_at(start + timers.ping, timers.ping);
         let mut checked = Instant::now();
         let mut heard = Instant::now();
-        let shutdown = self.state.shutdown.clone();
         loop {
             tokio::select! {
                 biased;
-                _ = self.kill.cancelled() => return Err(Some((1008, "send queue overflow"))),
-                _ = shutdown.cancelled() => return Err(Some((1012, "reconnect"))),
+                _ = self.kill.cancelled() => return Err(self.stopped()),
                 frame = socket.recv() => {
                     heard = Instant::now();
                     match frame {
@@ -146,7 +148,15 @@ impl Session {
                         Some(Ok(_)) => {}
                     }
                 }
-                Some(delivery) = rx.recv() => self.deliver(socket, delivery).await?,
+                Some(delivery) = rx.recv() => {
+                    // Whatever else is queued goes out with it, in one write.
+                    self.deliver(socket, delivery).await?;
+                    for _ in 0..BATCH {
+                        let Ok(more) = rx.try_recv() else { break };
+                        self.deliver(socket, more).await?;
+                    }
+                    self.flush(socket).await?;
+                }
                 _ = ping.tick() => {
                     if heard.elapsed() > timers.idle {
                         return Err(Some((1000, "idle timeout")));
@@ -161,12 +171,37 @@ impl Session {
         }
     }
 
-    /// Sends one frame; a socket killed meanwhile (its queue overflowed while this send was
-    /// stuck on a client that does not read) ends the loop.
+    /// Why the socket was stopped: the replica shuts down, or its queue overflowed.
+    fn stopped(&self) -> Close {
+        if self.state.shutdown.is_cancelled() {
+            Some((1012, "reconnect"))
+        } else {
+            Some((1008, "send queue overflow"))
+        }
+    }
+
+    /// Sends one frame (and any fed before it); a socket killed meanwhile (its queue
+    /// overflowed while this send was stuck on a client that does not read) ends the loop.
     async fn send(&self, socket: &mut WebSocket, message: Message) -> Flow {
         tokio::select! {
             sent = socket.send(message) => sent.map_err(|_| None),
-            _ = self.kill.cancelled() => Err(Some((1008, "send queue overflow"))),
+            _ = self.kill.cancelled() => Err(self.stopped()),
+        }
+    }
+
+    /// Buffers one frame, written by the next [`Session::flush`] or send (or when the write
+    /// buffer is full).
+    async fn feed(&self, socket: &mut WebSocket, frame: Utf8Bytes) -> Flow {
+        tokio::select! {
+            fed = socket.feed(Message::Text(frame)) => fed.map_err(|_| None),
+            _ = self.kill.cancelled() => Err(self.stopped()),
+        }
+    }
+
+    async fn flush(&self, socket: &mut WebSocket) -> Flow {
+        tokio::select! {
+            flushed = socket.flush() => flushed.map_err(|_| None),
+            _ = self.kill.cancelled() => Err(self.stopped()),
         }
     }
 
@@ -494,8 +529,10 @@ impl Session {
                 self.resync(socket, thread, event.seq - 1).await?;
             }
         }
-        self.send_bytes(socket, event.frame.clone()).await?;
-        metrics::histogram!("realtime_delivery_seconds")
+        self.feed(socket, event.frame.clone()).await?;
+        self.state
+            .hub
+            .delivery_seconds
             .record(event.received.elapsed().as_secs_f64());
         if event.ends_thread {
             return self.end_subscription(socket, thread, "NOT_FOUND").await;

@@ -72,7 +72,7 @@ pub async fn upgrade(
     let cap = config.max_frame_bytes.saturating_mul(4);
     let guard = state.sockets.token();
     ws.read_buffer_size(config.ws_read_buffer)
-        .write_buffer_size(0)
+        .write_buffer_size(config.ws_write_buffer)
         .max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| async move {
