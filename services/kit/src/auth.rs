@@ -60,6 +60,9 @@ pub struct Caller {
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
+    /// Tokens already verified, with their claims: a gateway sends the same token for a user
+    /// for up to a minute, and an Ed25519 verification costs more than the rest of most calls.
+    verified: moka::sync::Cache<String, Claims>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -78,7 +81,15 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Ok(Self { key, validation })
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(20_000)
+            .time_to_live(Duration::from_secs(60))
+            .build();
+        Ok(Self {
+            key,
+            validation,
+            verified,
+        })
     }
 
     /// The verifier a service builds once at start-up: from `JWT_PUBLIC_KEY` when set, else
@@ -116,9 +127,18 @@ impl TokenVerifier {
             .context("the public key sent by accounts")
     }
 
-    /// Checks signature, algorithm, expiry, issuer and audience.
+    /// Checks signature, algorithm, expiry, issuer and audience (the signature once per
+    /// token: a token seen before is the same bytes, so only its expiry is checked again).
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map(|data| data.claims)
+        if let Some(claims) = self.verified.get(token) {
+            if claims.exp + LEEWAY_SECS > now_secs() {
+                return Ok(claims);
+            }
+            self.verified.invalidate(token);
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)?.claims;
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
     }
 
     /// The caller of a gRPC request, from its `authorization: Bearer <jwt>` metadata.

@@ -40,8 +40,8 @@ impl Latency {
 /// CPU seconds per process name at one moment.
 pub struct Usage(BTreeMap<String, f64>);
 
-/// Servers of the infrastructure, summed over their processes (PostgreSQL has one per
-/// connection).
+/// Servers of the infrastructure, summed over their processes. PostgreSQL counts only the
+/// backends of the stack's database (one per connection; the server may serve others).
 const INFRA: [&str; 3] = ["postgres", "nats-server", "redis-server"];
 
 impl Usage {
@@ -51,10 +51,15 @@ impl Usage {
             cpu.insert(name, cpu_secs(pid));
         }
         cpu.insert("load tool".to_owned(), cpu_secs(std::process::id()));
+        let database = stack.database_url.rsplit('/').next().unwrap_or_default();
         for (comm, pid) in processes() {
-            if let Some(name) = INFRA.iter().find(|n| comm == **n) {
-                *cpu.entry((*name).to_owned()).or_default() += cpu_secs(pid);
+            let Some(name) = INFRA.iter().find(|n| comm == **n) else {
+                continue;
+            };
+            if *name == "postgres" && !backend_of(pid, database) {
+                continue;
             }
+            *cpu.entry((*name).to_owned()).or_default() += cpu_secs(pid);
         }
         Self(cpu)
     }
@@ -77,6 +82,13 @@ impl Usage {
             lines.join(", ")
         )
     }
+}
+
+/// Whether a PostgreSQL process serves `database` (its title: `postgres: user db host ...`).
+fn backend_of(pid: u32, database: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|title| String::from_utf8_lossy(&title).split_whitespace().nth(2) == Some(database))
+        .unwrap_or(false)
 }
 
 /// `(comm, pid)` of every process.
