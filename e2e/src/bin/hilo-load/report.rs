@@ -141,3 +141,25 @@ pub fn processes_of(stack: &Stack) {
         );
     }
 }
+
+/// `, PostgreSQL with fsync and synchronous commits` or `, PostgreSQL without durable commits
+/// (fsync off)`: what the numbers mean depends on it.
+pub async fn durability(stack: &Stack) -> String {
+    use sqlx::Connection as _;
+    let Ok(mut db) = sqlx::PgConnection::connect(&stack.database_url).await else {
+        return String::new();
+    };
+    let fsync: String = sqlx::query_scalar("SHOW fsync")
+        .fetch_one(&mut db)
+        .await
+        .unwrap_or_default();
+    let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut db)
+        .await
+        .unwrap_or_default();
+    if fsync == "on" && sync == "on" {
+        ", PostgreSQL with durable commits (fsync on, synchronous_commit on)".to_owned()
+    } else {
+        format!(", PostgreSQL without durable commits (fsync {fsync}, synchronous_commit {sync})")
+    }
+}

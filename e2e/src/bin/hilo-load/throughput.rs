@@ -35,12 +35,18 @@ pub async fn run(stack: &Stack, clients: usize, threads: usize, secs: u64) -> an
     let rate = latencies.len() as f64 / took;
     let latency = Latency::new(latencies);
     let pg = pgbench(&stack.database_url, 8, secs.min(10)).await?;
+    let name = if threads == 1 {
+        "hot-thread"
+    } else {
+        "throughput"
+    };
     println!(
-        "throughput: {clients} clients over {threads} threads for {secs} s: {rate:.0} msg/s, {errors} errors, POST {}; pgbench single-row INSERT, 8 clients, same run: {pg:.0}/s (ratio {:.3})",
+        "{name}: {clients} clients over {threads} threads for {secs} s{}: {rate:.0} msg/s, {errors} errors, POST {}; pgbench single-row INSERT, 8 clients, same run: {pg:.0}/s (ratio {:.3})",
+        crate::report::durability(stack).await,
         latency.summary(),
         rate / pg.max(1.0)
     );
-    println!("throughput: CPU per message {cpu}");
+    println!("{name}: CPU per message {cpu}");
     Ok(())
 }
 

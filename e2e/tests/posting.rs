@@ -1,0 +1,145 @@
+//! The write path as clients see it: posts arriving together in one thread are stored together
+//! (group commit) yet each gets its own answer, and a sender's new name shows on new messages
+//! within seconds although messaging no longer asks accounts on every post.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use common::{User, call, create_channel, http, sign_up};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn thread_of(base: &str, owner: &User) -> String {
+    let channel = create_channel(base, owner, "posting", false).await;
+    let (status, thread) = call(
+        Method::POST,
+        format!("{base}/api/threads"),
+        Some(owner),
+        Some(json!({"channelId": channel, "name": "busy"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{thread}");
+    thread["id"].as_str().unwrap().to_owned()
+}
+
+/// Posts with an optional Idempotency-Key; status and body.
+async fn post(
+    base: &str,
+    user: &User,
+    thread: &str,
+    content: &str,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut request = http()
+        .post(format!("{base}/api/messages"))
+        .header("authorization", user.bearer())
+        .json(&json!({ "threadId": thread, "content": content }));
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn posts_arriving_together_in_one_thread_each_get_their_own_answer() {
+    let stack = common::stack().await;
+    let base = stack.gateway().to_owned();
+    let ada = Arc::new(sign_up(&base, "Ada").await);
+    let thread = thread_of(&base, &ada).await;
+    // Key "k-0" is used once before the burst with other content: its reuse in the burst is
+    // refused, alone.
+    let (status, _) = post(&base, &ada, &thread, "the first use of k-0", Some("k-0")).await;
+    assert_eq!(status, 201);
+
+    // A burst of 64: 60 plain posts, the same keyed post sent twice (a client retrying before
+    // the first answer came), one reused key, and one more keyed post.
+    let mut burst = Vec::new();
+    for i in 0..60 {
+        burst.push((format!("plain {i}"), None));
+    }
+    burst.push(("retried".to_owned(), Some("k-1")));
+    burst.push(("retried".to_owned(), Some("k-1")));
+    burst.push(("not what k-0 carried".to_owned(), Some("k-0")));
+    burst.push(("keyed".to_owned(), Some("k-2")));
+    let mut posts = Vec::new();
+    for (content, key) in burst {
+        let (base, ada, thread) = (base.clone(), ada.clone(), thread.clone());
+        posts.push(tokio::spawn(async move {
+            let answer = post(&base, &ada, &thread, &content, key).await;
+            (content, key, answer)
+        }));
+    }
+    let mut stored = Vec::new();
+    let mut retried = Vec::new();
+    for post in posts {
+        let (content, key, (status, body)) = post.await.unwrap();
+        match key {
+            Some("k-0") => {
+                assert_eq!(status, 422, "{body}");
+                assert_eq!(body["code"], "IDEMPOTENCY_KEY_REUSED");
+            }
+            Some("k-1") => retried.push((status, body["id"].clone(), body["seq"].clone())),
+            _ => {
+                assert_eq!(status, 201, "{content}: {body}");
+                stored.push(body["seq"].as_i64().unwrap());
+            }
+        }
+    }
+    let mut statuses: Vec<u16> = retried.iter().map(|r| r.0).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 201], "one creation, one replay");
+    assert_eq!(
+        (&retried[0].1, &retried[0].2),
+        (&retried[1].1, &retried[1].2)
+    );
+    stored.push(retried[0].2.as_i64().unwrap());
+    stored.sort_unstable();
+    // Seq 1 is k-0's first use; the burst stored 62 messages right after it, without a gap.
+    assert_eq!(stored, (2..=63).collect::<Vec<i64>>());
+    let (_, history) = call(
+        Method::GET,
+        format!("{base}/api/messages/thread/{thread}?limit=100"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    let ids: HashSet<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 63, "each acknowledged post stored once");
+}
+
+#[tokio::test]
+async fn a_rename_shows_on_new_messages_within_seconds() {
+    let stack = common::stack().await;
+    let base = stack.gateway();
+    let ada = sign_up(base, "Ada").await;
+    let thread = thread_of(base, &ada).await;
+    let (_, first) = post(base, &ada, &thread, "before", None).await;
+    assert_eq!(first["sender"]["name"], "Ada");
+    let (status, _) = call(
+        Method::PATCH,
+        format!("{base}/api/users/{}", ada.id),
+        Some(&ada),
+        Some(json!({"name": "Ada Lovelace"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut shown = Value::Null;
+    for _ in 0..30 {
+        let (_, message) = post(base, &ada, &thread, "after", None).await;
+        shown = message["sender"]["name"].clone();
+        if shown == "Ada Lovelace" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shown, "Ada Lovelace", "the new name within 3 s");
+}
