@@ -117,6 +117,48 @@ async fn posts_arriving_together_in_one_thread_each_get_their_own_answer() {
 }
 
 #[tokio::test]
+async fn a_burst_over_several_threads_refuses_only_the_archived_ones() {
+    let stack = common::stack().await;
+    let base = stack.gateway().to_owned();
+    let ada = Arc::new(sign_up(&base, "Ada").await);
+    let threads = [
+        thread_of(&base, &ada).await,
+        thread_of(&base, &ada).await,
+        thread_of(&base, &ada).await,
+    ];
+    let (status, _) = call(
+        Method::POST,
+        format!("{base}/api/threads/{}/archive", threads[2]),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut posts = Vec::new();
+    for i in 0..90 {
+        let (base, ada, thread) = (base.clone(), ada.clone(), threads[i % 3].clone());
+        posts.push(tokio::spawn(async move {
+            let (status, body) = post(&base, &ada, &thread, &format!("m{i}"), None).await;
+            (i % 3, status, body)
+        }));
+    }
+    let mut seqs: [Vec<i64>; 3] = Default::default();
+    for post in posts {
+        let (t, status, body) = post.await.unwrap();
+        if t == 2 {
+            assert_eq!(status, 409, "{body}");
+        } else {
+            assert_eq!(status, 201, "{body}");
+            seqs[t].push(body["seq"].as_i64().unwrap());
+        }
+    }
+    for seqs in &mut seqs[..2] {
+        seqs.sort_unstable();
+        assert_eq!(*seqs, (1..=30).collect::<Vec<i64>>(), "per thread, no gap");
+    }
+}
+
+#[tokio::test]
 async fn a_rename_shows_on_new_messages_within_seconds() {
     let stack = common::stack().await;
     let base = stack.gateway();

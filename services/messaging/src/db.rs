@@ -177,6 +177,7 @@ pub async fn delete_channel_threads(
 /// One post of a batch (see [`post_messages`]): the message and its NEW_MESSAGE frame, whose
 /// `"seq":-1` placeholders are replaced by the seq it gets.
 pub struct BatchPost<'a> {
+    pub thread_id: Uuid,
     pub id: Uuid,
     pub sender_id: &'a str,
     pub content: &'a str,
@@ -192,15 +193,24 @@ pub struct BatchPost<'a> {
 /// The placeholder of a batch post's seq in its frame (twice: the frame's and the message's).
 pub const SEQ_PLACEHOLDER: &str = "\"seq\":-1";
 
-/// Stores posts of one thread in one statement, in order: the thread's next seqs, the
-/// messages, their events and their outbox rows. Returns `(seq, partition)` per post, or no
-/// rows when the thread is archived or gone (nothing is stored then). A reused idempotency key
-/// fails the whole statement (nothing is stored either).
+/// A stored post of a batch: its index in the batch, its seq, its thread's relay partition.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Stored {
+    pub n: i64,
+    pub seq: i64,
+    pub part: i16,
+}
+
+/// Stores posts (of any threads) in one statement: each thread's next seqs in the posts'
+/// order, the messages, their events and their outbox rows. Thread rows are locked in id
+/// order, so concurrent batches cannot deadlock each other. Posts of an archived or missing
+/// thread are not stored (and not returned). A reused idempotency key fails the whole
+/// statement, and nothing is stored.
 pub async fn post_messages(
     db: impl PgExecutor<'_>,
-    thread_id: Uuid,
     posts: &[BatchPost<'_>],
-) -> sqlx::Result<Vec<(i64, i16)>> {
+) -> sqlx::Result<Vec<Stored>> {
+    let threads: Vec<Uuid> = posts.iter().map(|p| p.thread_id).collect();
     let ids: Vec<Uuid> = posts.iter().map(|p| p.id).collect();
     let senders: Vec<&str> = posts.iter().map(|p| p.sender_id).collect();
     let contents: Vec<&str> = posts.iter().map(|p| p.content).collect();
@@ -215,30 +225,38 @@ pub async fn post_messages(
     let frames: Vec<&str> = posts.iter().map(|p| p.frame).collect();
     let traces: Vec<Option<&str>> = posts.iter().map(|p| p.traceparent).collect();
     sqlx::query_as(
-        "WITH t AS ( \
-           UPDATE threads SET last_seq = last_seq + $2, updated_at = now() \
-           WHERE id = $1 AND NOT is_archived RETURNING last_seq - $2 AS base), \
+        "WITH input AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+             $6::timestamptz[], $7::text[], $8::text[], $9::uuid[], $10::text[], $11::text[]) \
+             WITH ORDINALITY AS u(thread_id, id, sender_id, content, attachments, created_at, \
+               idempotency_key, request_hash, event_id, frame, traceparent, n)), \
+         counts AS (SELECT thread_id, count(*) AS c FROM input GROUP BY thread_id), \
+         locked AS MATERIALIZED ( \
+           SELECT t.id FROM threads t WHERE t.id IN (SELECT thread_id FROM counts) \
+             AND NOT t.is_archived ORDER BY t.id FOR UPDATE), \
+         bumped AS ( \
+           UPDATE threads t SET last_seq = t.last_seq + c.c, updated_at = now() \
+           FROM counts c WHERE t.id = c.thread_id AND t.id IN (SELECT id FROM locked) \
+           RETURNING t.id, t.last_seq - c.c AS base), \
          p AS ( \
-           SELECT t.base + u.n AS seq, u.* FROM t, unnest($3::uuid[], $4::text[], $5::text[], \
-             $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::uuid[], $11::text[], \
-             $12::text[]) WITH ORDINALITY \
-             AS u(id, sender_id, content, attachments, created_at, idempotency_key, \
-                  request_hash, event_id, frame, traceparent, n)), \
+           SELECT i.*, b.base + row_number() OVER (PARTITION BY i.thread_id ORDER BY i.n) AS seq \
+           FROM input i JOIN bumped b ON b.id = i.thread_id), \
          m AS ( \
            INSERT INTO messages (id, thread_id, sender_id, content, attachments, seq, \
              created_at, idempotency_key, request_hash) \
-           SELECT id, $1, sender_id, content, attachments::jsonb, seq, created_at, \
+           SELECT id, thread_id, sender_id, content, attachments::jsonb, seq, created_at, \
              idempotency_key, request_hash FROM p), \
          e AS ( \
            INSERT INTO thread_events (id, thread_id, seq, type, payload, traceparent) \
-           SELECT event_id, $1, seq, 'NEW_MESSAGE', \
+           SELECT event_id, thread_id, seq, 'NEW_MESSAGE', \
              convert_to(replace(frame, '\"seq\":-1', '\"seq\":' || seq), 'UTF8'), traceparent \
-           FROM p) \
-         INSERT INTO thread_outbox (thread_id, seq) SELECT $1, seq FROM p ORDER BY seq \
-         RETURNING seq, part",
+           FROM p), \
+         o AS ( \
+           INSERT INTO thread_outbox (thread_id, seq) SELECT thread_id, seq FROM p \
+           RETURNING thread_id, seq, part) \
+         SELECT p.n - 1 AS n, p.seq, o.part FROM p JOIN o USING (thread_id, seq) ORDER BY p.n",
     )
-    .bind(thread_id)
-    .bind(posts.len() as i64)
+    .bind(threads)
     .bind(ids)
     .bind(senders)
     .bind(contents)

@@ -3,7 +3,7 @@
 //! - [`app`]: build the service from its [`config`] and run it.
 //! - `rpc` (the RPC table and thread operations), `messages` (message operations), `events`
 //!   (the per-thread log), `access` (permissions and senders, asked of channels and accounts),
-//!   `attachments`, `consumer` (channel deletions), `posting` (group commit per thread),
+//!   `attachments`, `consumer` (channel deletions), `posting` (group commit),
 //!   `relay` (publication in seq order), `db`
 //!   (the SQL), `error`.
 

@@ -132,6 +132,7 @@ impl MessagingRpc {
             MessageJson::from(message.clone()),
         )?;
         let post = Post {
+            thread_id,
             id: Uuid::parse_str(&message.id).map_err(anyhow::Error::from)?,
             sender_id: caller.user_id.clone(),
             content,
@@ -142,7 +143,7 @@ impl MessagingRpc {
             frame,
             traceparent: hilo_kit::telemetry::traceparent(),
         };
-        match self.posts.submit(thread_id, post).await {
+        match self.posts.submit(post).await {
             Ok(seq) => {
                 message.seq = seq;
                 Ok(pb::PostMessageResponse {

@@ -1,13 +1,14 @@
-//! Group commit per thread. Posts to a thread are queued; one task per busy thread stores the
-//! whole queue in one statement ([`db::post_messages`]: seqs, messages, events and outbox
-//! rows together, one round trip), while the posts that arrive meanwhile wait for the next
-//! one. The first post of a quiet thread goes at once; under load, batches grow by
-//! themselves, so a hot thread is not limited to one commit per post. Each post still gets
-//! its own answer: a reused idempotency key fails only its own post (the batch is retried
-//! post by post), and seqs keep the arrival order with no gap.
+//! Group commit. Posts are queued; a few tasks ([`FLUSHERS`]) each store what is queued, of
+//! any threads, in one statement ([`db::post_messages`]: seqs, messages, events and outbox rows
+//! together, one round trip and one commit), while the posts that arrive meanwhile wait for
+//! the next one. A post to a quiet replica goes at once; under load, batches grow by
+//! themselves, so neither the database's per-statement cost nor a hot thread's commit time
+//! bounds the rate. Each post still gets its own answer: a reused idempotency key fails only
+//! its own post (the batch is retried post by post), and a thread's seqs follow the order its
+//! posts were queued in, with no gap.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     sync::{Arc, Mutex},
     time::SystemTime,
 };
@@ -23,10 +24,15 @@ use crate::{
 };
 
 /// Posts stored by one statement at most.
-const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 256;
+/// Statements in flight at once (each holds a database connection while it runs).
+const FLUSHERS: usize = 4;
+/// Attempts at a batch that lost a deadlock (with a channel deletion, say).
+const ATTEMPTS: usize = 3;
 
 /// A validated post, with its frame (seq placeholders still in).
 pub struct Post {
+    pub thread_id: Uuid,
     pub id: Uuid,
     pub sender_id: String,
     pub content: String,
@@ -55,12 +61,17 @@ struct Queued {
     done: oneshot::Sender<Result<i64, Refused>>,
 }
 
-/// The per-thread queues; built once.
+#[derive(Default)]
+struct Queue {
+    posts: VecDeque<Queued>,
+    flushers: usize,
+}
+
+/// The queue of posts; built once.
 pub struct Posts {
     pool: PgPool,
     relay: Relay,
-    /// A thread is present while its task runs (with what waits for the next batch).
-    queues: Mutex<HashMap<Uuid, VecDeque<Queued>>>,
+    queue: Mutex<Queue>,
 }
 
 impl Posts {
@@ -68,61 +79,58 @@ impl Posts {
         Arc::new(Self {
             pool,
             relay,
-            queues: Mutex::default(),
+            queue: Mutex::default(),
         })
     }
 
-    /// Stores a post in its thread; its seq.
-    pub async fn submit(self: &Arc<Self>, thread: Uuid, post: Post) -> Result<i64, Refused> {
+    /// Stores a post; its seq.
+    pub async fn submit(self: &Arc<Self>, post: Post) -> Result<i64, Refused> {
         let (done, answer) = oneshot::channel();
         let start = {
-            let mut queues = lock(&self.queues);
-            let idle = !queues.contains_key(&thread);
-            queues
-                .entry(thread)
-                .or_default()
-                .push_back(Queued { post, done });
-            idle
+            let mut queue = lock(&self.queue);
+            queue.posts.push_back(Queued { post, done });
+            let start = queue.flushers < FLUSHERS;
+            queue.flushers += usize::from(start);
+            start
         };
         if start {
             // A task of its own: a client that goes away must not strand the queue.
-            tokio::spawn(self.clone().drain(thread));
+            tokio::spawn(self.clone().flush());
         }
         answer
             .await
             .unwrap_or_else(|_| Err(Refused::Failed("post dropped".to_owned())))
     }
 
-    /// Stores the thread's queue batch by batch until it is empty.
-    async fn drain(self: Arc<Self>, thread: Uuid) {
+    /// Stores batches until the queue is empty.
+    async fn flush(self: Arc<Self>) {
         loop {
             let batch = {
-                let mut queues = lock(&self.queues);
-                let Some(queue) = queues.get_mut(&thread) else {
-                    return;
-                };
-                if queue.is_empty() {
-                    queues.remove(&thread);
+                let mut queue = lock(&self.queue);
+                if queue.posts.is_empty() {
+                    queue.flushers -= 1;
                     return;
                 }
-                take_batch(queue)
+                take_batch(&mut queue.posts)
             };
-            self.store(thread, batch).await;
+            self.store(batch).await;
         }
     }
 
-    async fn store(&self, thread: Uuid, batch: Vec<Queued>) {
-        match self.execute(thread, &batch).await {
-            Ok(events) => {
-                self.relay.committed(events.iter().cloned());
-                for (queued, event) in batch.into_iter().zip(&events) {
-                    let _ = queued.done.send(Ok(event.seq));
+    async fn store(&self, batch: Vec<Queued>) {
+        let outcome = self.execute(&batch).await;
+        match outcome {
+            Ok(outcomes) => {
+                let events = outcomes.iter().filter_map(|o| o.as_ref().ok()).cloned();
+                self.relay.committed(events);
+                for (queued, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = queued.done.send(outcome.map(|event| event.seq));
                 }
             }
             Err(Refused::KeyTaken) if batch.len() > 1 => {
                 // One of them reused a key: each on its own, so only that one is refused.
                 for queued in batch {
-                    Box::pin(self.store(thread, vec![queued])).await;
+                    Box::pin(self.store(vec![queued])).await;
                 }
             }
             Err(refused) => {
@@ -133,13 +141,17 @@ impl Posts {
         }
     }
 
-    /// One statement for the batch; the events it stored, in seq order.
-    async fn execute(&self, thread: Uuid, batch: &[Queued]) -> Result<Vec<relay::Event>, Refused> {
+    /// One statement for the batch; per post, the event it stored or why it was not stored.
+    async fn execute(
+        &self,
+        batch: &[Queued],
+    ) -> Result<Vec<Result<relay::Event, Refused>>, Refused> {
         let event_ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
         let posts: Vec<BatchPost<'_>> = batch
             .iter()
             .zip(&event_ids)
             .map(|(q, event_id)| BatchPost {
+                thread_id: q.post.thread_id,
                 id: q.post.id,
                 sender_id: &q.post.sender_id,
                 content: &q.post.content,
@@ -152,40 +164,52 @@ impl Posts {
                 traceparent: q.post.traceparent.as_deref(),
             })
             .collect();
-        let mut stored = match db::post_messages(&self.pool, thread, &posts).await {
-            Ok(stored) => stored,
-            Err(e) if hilo_kit::db::is_unique_violation(&e, "messages_idempotency_idx") => {
-                return Err(Refused::KeyTaken);
+        let mut attempt = 1;
+        let stored = loop {
+            match db::post_messages(&self.pool, &posts).await {
+                Ok(stored) => break stored,
+                Err(e) if hilo_kit::db::is_unique_violation(&e, "messages_idempotency_idx") => {
+                    return Err(Refused::KeyTaken);
+                }
+                Err(e) if is_deadlock(&e) && attempt < ATTEMPTS => attempt += 1,
+                Err(e) => return Err(refused(e)),
             }
-            Err(e) => return Err(refused(e)),
         };
-        if stored.is_empty() {
-            return match db::get_thread(&self.pool, thread).await {
+        let committed = SystemTime::now();
+        let mut outcomes: Vec<Result<relay::Event, Refused>> =
+            vec![Err(Refused::NoThread); batch.len()];
+        for row in stored {
+            let (i, seq) = (row.n as usize, row.seq);
+            let (Some(queued), Some(outcome)) = (batch.get(i), outcomes.get_mut(i)) else {
+                continue;
+            };
+            *outcome = Ok(relay::Event {
+                id: event_ids[i],
+                thread_id: queued.post.thread_id,
+                seq,
+                part: row.part,
+                frame: queued
+                    .post
+                    .frame
+                    .replace(SEQ_PLACEHOLDER, &format!("\"seq\":{seq}"))
+                    .into(),
+                traceparent: queued.post.traceparent.clone(),
+                committed,
+            });
+        }
+        // Posts left out: their thread is archived or gone.
+        for i in 0..batch.len() {
+            if outcomes[i].is_ok() {
+                continue;
+            }
+            let thread = batch[i].post.thread_id;
+            outcomes[i] = match db::get_thread(&self.pool, thread).await {
                 Ok(Some(_)) => Err(Refused::Archived),
                 Ok(None) => Err(Refused::NoThread),
                 Err(e) => Err(refused(e)),
             };
         }
-        stored.sort_unstable();
-        let committed = SystemTime::now();
-        Ok(batch
-            .iter()
-            .zip(event_ids)
-            .zip(stored)
-            .map(|((q, id), (seq, part))| relay::Event {
-                id,
-                thread_id: thread,
-                seq,
-                part,
-                frame: q
-                    .post
-                    .frame
-                    .replace(SEQ_PLACEHOLDER, &format!("\"seq\":{seq}"))
-                    .into(),
-                traceparent: q.post.traceparent.clone(),
-                committed,
-            })
-            .collect())
+        Ok(outcomes)
     }
 }
 
@@ -214,6 +238,13 @@ fn take_batch(queue: &mut VecDeque<Queued>) -> Vec<Queued> {
         queue.push_front(queued);
     }
     batch
+}
+
+fn is_deadlock(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40P01")
 }
 
 fn refused(error: sqlx::Error) -> Refused {

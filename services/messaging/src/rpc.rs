@@ -36,7 +36,7 @@ pub struct MessagingRpc {
     pub verifier: TokenVerifier,
     pub access: Arc<Access>,
     pub relay: crate::relay::Relay,
-    /// Posts, stored in batches per thread.
+    /// Posts, stored in batches (group commit).
     pub posts: Arc<crate::posting::Posts>,
     /// Each thread's channel: it never changes, so posts look it up once.
     pub channels_of: moka::sync::Cache<Uuid, Uuid>,
