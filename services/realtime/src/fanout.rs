@@ -120,7 +120,7 @@ pub struct Hub {
     pub authz: AuthzCache,
     /// How long a thread's pump tries to fill a hole before telling its sockets to resync.
     pub gap_repair: Duration,
-    /// `realtime_delivery_seconds`, looked up once (it is recorded for every delivery).
+    /// `realtime_delivery_seconds`, looked up once (it is recorded for a sample of deliveries).
     pub delivery_seconds: metrics::Histogram,
     sockets: Mutex<HashMap<u64, Arc<SocketEntry>>>,
     threads: Mutex<HashMap<Arc<str>, Arc<Subscription>>>,

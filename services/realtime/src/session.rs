@@ -34,6 +34,8 @@ const MAX_JOINED: usize = 200;
 const PAGE: i32 = 500;
 /// Queued deliveries written together at most (then flushed).
 const BATCH: usize = 64;
+/// One live delivery in this many is timed in `realtime_delivery_seconds`.
+const DELIVERY_SAMPLE: u64 = 8;
 
 /// Who opened the socket (established by the upgrade).
 #[derive(Clone, Debug)]
@@ -117,14 +119,23 @@ impl Session {
     async fn serve(&mut self, socket: &mut WebSocket, rx: &mut mpsc::Receiver<Delivery>) -> Flow {
         let timers = self.state.config.timers();
         let start = tokio::time::Instant::now();
-        // One timer per socket: the session re-check rides on the ping ticks.
-        let mut ping = tokio::time::interval_at(start + timers.ping, timers.ping);
+        // One timer per socket: the session re-check rides on the ping ticks. Sockets opened
+        // together ping at different moments (spread over the interval by socket id), so a
+        // thousand of them never ping, nor re-check, in the same instant.
+        let spread = timers.ping.mul_f64((self.id % 1000) as f64 / 1000.0);
+        let mut ping = tokio::time::interval_at(start + timers.ping + spread, timers.ping);
         let mut checked = Instant::now();
         let mut heard = Instant::now();
+        // Registered once: polling a fresh cancellation future on every delivery costs two
+        // lock round trips per socket and event.
+        let killed = self.kill.clone().cancelled_owned();
+        tokio::pin!(killed);
         loop {
+            // In this order, so the common case (a delivery) is found at the second poll. The
+            // kill comes last: what is queued when it fires is older than what overflowed, so
+            // it may still be written before the close.
             tokio::select! {
                 biased;
-                _ = self.kill.cancelled() => return Err(self.stopped()),
                 frame = socket.recv() => {
                     heard = Instant::now();
                     match frame {
@@ -167,6 +178,7 @@ impl Session {
                         Box::pin(self.revalidate()).await?;
                     }
                 }
+                () = &mut killed => return Err(self.stopped()),
             }
         }
     }
@@ -182,8 +194,10 @@ impl Session {
 
     /// Sends one frame (and any fed before it); a socket killed meanwhile (its queue
     /// overflowed while this send was stuck on a client that does not read) ends the loop.
+    /// The write is polled first: the kill is only looked at when the write has to wait.
     async fn send(&self, socket: &mut WebSocket, message: Message) -> Flow {
         tokio::select! {
+            biased;
             sent = socket.send(message) => sent.map_err(|_| None),
             _ = self.kill.cancelled() => Err(self.stopped()),
         }
@@ -193,6 +207,7 @@ impl Session {
     /// buffer is full).
     async fn feed(&self, socket: &mut WebSocket, frame: Utf8Bytes) -> Flow {
         tokio::select! {
+            biased;
             fed = socket.feed(Message::Text(frame)) => fed.map_err(|_| None),
             _ = self.kill.cancelled() => Err(self.stopped()),
         }
@@ -200,6 +215,7 @@ impl Session {
 
     async fn flush(&self, socket: &mut WebSocket) -> Flow {
         tokio::select! {
+            biased;
             flushed = socket.flush() => flushed.map_err(|_| None),
             _ = self.kill.cancelled() => Err(self.stopped()),
         }
@@ -516,29 +532,41 @@ impl Session {
     /// gap, and older ones are duplicates (already replayed).
     async fn deliver_event(&mut self, socket: &mut WebSocket, event: &Event) -> Flow {
         let thread = &event.thread_id;
-        let Some(cursor) = self.joined.get(thread).map(|j| j.cursor) else {
+        let Some(joined) = self.joined.get_mut(thread) else {
             return Ok(());
         };
-        if let Some(cursor) = cursor {
-            if event.seq <= cursor {
+        // The cursor moves before the write: a failed write ends the socket anyway.
+        match joined.cursor.replace(event.seq) {
+            Some(cursor) if event.seq <= cursor => {
+                joined.cursor = Some(cursor);
                 return Ok(());
             }
-            if event.seq > cursor + 1 {
+            Some(cursor) if event.seq > cursor + 1 => {
                 // Cannot happen by construction; if it does, say so rather than skip quietly.
+                joined.cursor = Some(cursor);
                 tracing::error!(%thread, cursor, seq = event.seq, "jump in live delivery");
                 self.resync(socket, thread, event.seq - 1).await?;
+                if let Some(joined) = self.joined.get_mut(thread) {
+                    joined.cursor = Some(event.seq);
+                }
             }
+            _ => {}
         }
         self.feed(socket, event.frame.clone()).await?;
-        self.state
-            .hub
-            .delivery_seconds
-            .record(event.received.elapsed().as_secs_f64());
+        // One delivery in DELIVERY_SAMPLE is timed (spread over sockets and seqs): recording
+        // every one costs a clock read and a sample per socket per event.
+        if self
+            .id
+            .wrapping_add(event.seq as u64)
+            .is_multiple_of(DELIVERY_SAMPLE)
+        {
+            self.state
+                .hub
+                .delivery_seconds
+                .record(event.received.elapsed().as_secs_f64());
+        }
         if event.ends_thread {
             return self.end_subscription(socket, thread, "NOT_FOUND").await;
-        }
-        if let Some(joined) = self.joined.get_mut(thread) {
-            joined.cursor = Some(event.seq);
         }
         Ok(())
     }

@@ -42,6 +42,8 @@ struct Outcome {
     closed: usize,
     resyncs: u64,
     post_errors: usize,
+    /// How long the POSTs took (empty for the bare server).
+    posts: Latency,
 }
 
 /// How the run's messages are sent.
@@ -80,7 +82,7 @@ pub async fn run(stack: &Stack, name: &str, plan: Plan) -> anyhow::Result<()> {
     let bare = Bare::start().await?;
     let baseline = measure(bare.addr, &threads, &tokens, plan, Publisher::Bare(&bare)).await?;
     println!(
-        "{name}: {} msg/s over {} threads x {} sockets for {} s: {}/{} delivered, {} lost, {} sockets closed, {} resyncs, {} post errors; POST->WS {}; bare WebSocket server, same run: {} (p50 x{:.1}, p99 x{:.1})",
+        "{name}: {} msg/s over {} threads x {} sockets for {} s: {}/{} delivered, {} lost, {} sockets closed, {} resyncs, {} post errors; POST->WS {}; POST alone {}; bare WebSocket server, same run: {} (p50 x{:.1}, p99 x{:.1})",
         plan.rate,
         plan.threads,
         plan.subs,
@@ -92,6 +94,7 @@ pub async fn run(stack: &Stack, name: &str, plan: Plan) -> anyhow::Result<()> {
         hilo.resyncs,
         hilo.post_errors,
         hilo.latency.summary(),
+        hilo.posts.summary(),
         baseline.latency.summary(),
         hilo.latency.ms(0.5) / baseline.latency.ms(0.5).max(0.001),
         hilo.latency.ms(0.99) / baseline.latency.ms(0.99).max(0.001),
@@ -137,7 +140,7 @@ async fn measure(
         let ws = opened.await??;
         readers.push(tokio::spawn(read(ws, per_thread(i / plan.subs))));
     }
-    let post_errors = publish(threads, plan, &publisher).await;
+    let (post_errors, posts) = publish(threads, plan, &publisher).await;
     let (mut latencies, mut delivered, mut closed, mut resyncs) = (Vec::new(), 0, 0, 0);
     for reader in readers {
         let seen = reader.await?;
@@ -153,12 +156,13 @@ async fn measure(
         closed,
         resyncs,
         post_errors,
+        posts: Latency::new(posts),
     })
 }
 
 /// Sends `rate` messages a second for `secs` seconds, round-robin over the threads; returns
-/// how many failed.
-async fn publish(threads: &[String], plan: Plan, publisher: &Publisher<'_>) -> usize {
+/// how many failed, and how long each successful POST took (µs).
+async fn publish(threads: &[String], plan: Plan, publisher: &Publisher<'_>) -> (usize, Vec<u64>) {
     let http = reqwest::Client::new();
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / plan.rate.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -177,21 +181,26 @@ async fn publish(threads: &[String], plan: Plan, publisher: &Publisher<'_>) -> u
                     thread.clone(),
                 );
                 posts.push(tokio::spawn(async move {
-                    client::post(&http, &base, &token, &thread, &content).await
+                    let start = std::time::Instant::now();
+                    client::post(&http, &base, &token, &thread, &content).await?;
+                    anyhow::Ok(start.elapsed().as_micros() as u64)
                 }));
             }
         }
     }
-    let mut errors = 0;
+    let (mut errors, mut took) = (0, Vec::with_capacity(posts.len()));
     for post in posts {
-        if let Ok(Err(error)) | Err(error) = post.await.map_err(anyhow::Error::from) {
-            if errors == 0 {
-                eprintln!("post failed: {error:#}");
+        match post.await.map_err(anyhow::Error::from) {
+            Ok(Ok(micros)) => took.push(micros),
+            Ok(Err(error)) | Err(error) => {
+                if errors == 0 {
+                    eprintln!("post failed: {error:#}");
+                }
+                errors += 1;
             }
-            errors += 1;
         }
     }
-    errors
+    (errors, took)
 }
 
 /// Reads one socket until it got `expected` messages, closed, or fell silent for 10 s.

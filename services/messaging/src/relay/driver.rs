@@ -20,11 +20,11 @@ use bytes::Bytes;
 use futures_util::{StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
-use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{
     Event,
+    chain::{Chain, Item, last_in_stream, publish},
     lease::{self, Control, Leases},
 };
 use crate::db::relay::{self as db, Pending};
@@ -42,72 +42,6 @@ const STALE_SECS: f64 = 5.0;
 const IDLE: Duration = Duration::from_secs(30);
 /// Pause after a database error before reading or marking again.
 const DB_BACKOFF: Duration = Duration::from_millis(500);
-
-/// One pending event in memory.
-struct Item {
-    seq: i64,
-    id: Uuid,
-    frame: Bytes,
-    traceparent: Option<String>,
-    committed: SystemTime,
-}
-
-impl From<Event> for Item {
-    fn from(e: Event) -> Self {
-        Self {
-            seq: e.seq,
-            id: e.id,
-            frame: e.frame,
-            traceparent: e.traceparent,
-            committed: e.committed,
-        }
-    }
-}
-
-/// A thread's publication state.
-struct Chain {
-    part: i16,
-    /// Whether `published` is known (read from the outbox): until then nothing is sent.
-    known: bool,
-    /// The highest seq known to be in JetStream.
-    published: i64,
-    /// The events after `published`, contiguous; the head is in flight when `in_flight`.
-    queue: VecDeque<Item>,
-    in_flight: bool,
-    /// Waiting for the stream's answer about already published events.
-    checking: bool,
-    /// Consecutive failed publications of the head.
-    attempts: u32,
-    touched: Instant,
-}
-
-impl Chain {
-    fn new(part: i16) -> Self {
-        Self {
-            part,
-            known: false,
-            published: 0,
-            queue: VecDeque::new(),
-            in_flight: false,
-            checking: false,
-            attempts: 0,
-            touched: Instant::now(),
-        }
-    }
-
-    /// The highest seq this chain has (published or queued).
-    fn tail(&self) -> i64 {
-        self.published + self.queue.len() as i64
-    }
-
-    fn idle(&self) -> bool {
-        !self.in_flight && self.queue.is_empty()
-    }
-
-    fn can_publish(&self) -> bool {
-        self.known && !self.checking && !self.in_flight && !self.queue.is_empty()
-    }
-}
 
 /// A publication's outcome: thread, partition, seq, commit time, ack.
 type Acked = (Uuid, i16, i64, SystemTime, Result<PublishAck, PublishError>);
@@ -665,50 +599,4 @@ const TRACEPARENT: &str = "Hilo-Traceparent";
 /// Where a relay receives events committed by other replicas.
 fn forward_subject(replica: Uuid) -> String {
     format!("hilo.relay.{replica}")
-}
-
-/// Sends one event to JetStream under a producer span in the trace of the request that wrote
-/// it; JetStream de-duplicates by the event id.
-async fn publish(
-    js: &jetstream::Context,
-    thread: Uuid,
-    item: &Item,
-) -> Result<jetstream::context::PublishAckFuture, PublishError> {
-    let subject = hilo_proto::subjects::thread(&thread.to_string());
-    let span = tracing::info_span!(
-        "publish",
-        %subject,
-        seq = item.seq,
-        otel.kind = "producer",
-        trace_id = tracing::field::Empty,
-    );
-    if let Some(traceparent) = &item.traceparent {
-        hilo_kit::telemetry::continue_from(&span, traceparent);
-    }
-    span.record(
-        "trace_id",
-        tracing::field::display(hilo_kit::telemetry::trace_id(&span)),
-    );
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", item.id.to_string().as_str());
-    span.in_scope(|| hilo_kit::telemetry::inject_nats(&mut headers));
-    js.publish_with_headers(subject, headers, item.frame.clone())
-        .instrument(span)
-        .await
-}
-
-/// The seq of the last event of `thread` in the stream, if it can be told.
-async fn last_in_stream(stream: &jetstream::stream::Stream, thread: Uuid) -> Option<i64> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        seq: i64,
-    }
-    let subject = hilo_proto::subjects::thread(&thread.to_string());
-    let message = stream
-        .get_last_raw_message_by_subject(&subject)
-        .await
-        .ok()?;
-    serde_json::from_slice::<Head>(&message.payload)
-        .ok()
-        .map(|h| h.seq)
 }

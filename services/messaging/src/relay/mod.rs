@@ -12,6 +12,7 @@
 //!   replica holds the partition, to that replica over core NATS; a scan of the outbox every
 //!   second is the safety net for hand-offs lost on the way.
 
+mod chain;
 mod driver;
 mod lease;
 
