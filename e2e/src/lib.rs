@@ -111,6 +111,9 @@ pub struct Stack {
     pub private_key_pem: String,
     /// Folder of the service logs, when logging to files.
     pub log_dir: Option<PathBuf>,
+    /// Admin (Prometheus `/metrics`) base URL per process name (`gateway-0`, `messaging`,
+    /// `realtime-0`, ...).
+    pub admins: std::collections::BTreeMap<String, String>,
     /// Suffix of this stack's durable JetStream consumers when its database is throwaway (see
     /// [`Stack::consumer`]); empty for a named database (`scripts/up.sh`).
     consumer_suffix: String,
@@ -157,6 +160,7 @@ impl Stack {
             log_dir: options.log_dir.clone(),
             consumer_suffix,
             children: Vec::new(),
+            admins: Default::default(),
         };
         if let Some(dir) = &stack.log_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -445,6 +449,11 @@ impl Stack {
         name: &str,
         env: &[(String, String)],
     ) -> anyhow::Result<()> {
+        // The last value of a variable is the one the process gets.
+        if let Some((_, admin)) = env.iter().rev().find(|(k, _)| k == "ADMIN_ADDR") {
+            self.admins
+                .insert(name.to_owned(), format!("http://{admin}"));
+        }
         let mut command = Command::new(bin.join(program));
         command
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

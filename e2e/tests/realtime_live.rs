@@ -1,7 +1,7 @@
 //! Realtime against the real messaging and channels: a message posted through one gateway
 //! reaches a socket on the other realtime replica (also through a gateway's `/ws`), with one
 //! trace from the HTTP request to the delivery as exported over OTLP; removal from the channel
-//! ends delivery.
+//! ends delivery; latencies are exposed as Prometheus histograms on the admin ports.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -244,4 +244,71 @@ async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
             "hilo-gateway/request",
         ]
     );
+}
+
+/// Operators read latencies as Prometheus histograms, which add up across replicas (summaries
+/// do not): delivery, publish lag, RPC and HTTP latencies all have buckets on the admin ports.
+#[tokio::test]
+async fn realtime_live_latencies_are_prometheus_histograms() {
+    let stack = common::stack_with(Options {
+        realtimes: 1,
+        ..Options::default()
+    })
+    .await;
+    let base = &stack.gateways[0];
+    let ana = sign_up(base, "Ana").await;
+    let bob = sign_up(base, "Bob").await;
+    let (_, thread) = channel_with_thread(base, &ana, &bob).await;
+    let mut ws = open(&stack.realtimes[0], &bob.bearer()).await;
+    assert_eq!(
+        join(&mut ws, &thread, None).await[0]["type"],
+        "JOINED_THREAD"
+    );
+    // One delivery in eight is timed: eight consecutive seqs hold one for any socket.
+    for i in 0..8 {
+        let (status, _) = call(
+            Method::POST,
+            format!("{base}/api/messages"),
+            Some(&ana),
+            Some(json!({ "threadId": thread, "content": format!("m{i}") })),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    for seq in 1..=8 {
+        assert_eq!(frame(&mut ws).await["seq"], seq);
+    }
+    let expected = [
+        (
+            "realtime-0",
+            "realtime_delivery_seconds_bucket{le=\"+Inf\"}",
+        ),
+        ("messaging", "relay_publish_lag_seconds_bucket{le=\"+Inf\"}"),
+        ("messaging", "rpc_server_call_duration_seconds_bucket{"),
+        ("gateway-0", "server_request_duration_seconds_bucket{"),
+    ];
+    for (process, series) in expected {
+        let url = format!("{}/metrics", stack.admins[process]);
+        // Samples reach the buckets at the next upkeep (every second).
+        let mut body = String::new();
+        for _ in 0..50 {
+            body = common::http()
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if body.contains(series) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(body.contains(series), "{process}: no {series} in\n{body}");
+        assert!(
+            !body.contains("quantile="),
+            "{process}: summaries instead of histograms"
+        );
+    }
 }
