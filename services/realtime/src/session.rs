@@ -535,22 +535,18 @@ impl Session {
         let Some(joined) = self.joined.get_mut(thread) else {
             return Ok(());
         };
-        // The cursor moves before the write: a failed write ends the socket anyway.
-        match joined.cursor.replace(event.seq) {
-            Some(cursor) if event.seq <= cursor => {
-                joined.cursor = Some(cursor);
-                return Ok(());
-            }
+        match joined.cursor {
+            Some(cursor) if event.seq <= cursor => return Ok(()),
             Some(cursor) if event.seq > cursor + 1 => {
                 // Cannot happen by construction; if it does, say so rather than skip quietly.
-                joined.cursor = Some(cursor);
                 tracing::error!(%thread, cursor, seq = event.seq, "jump in live delivery");
                 self.resync(socket, thread, event.seq - 1).await?;
                 if let Some(joined) = self.joined.get_mut(thread) {
                     joined.cursor = Some(event.seq);
                 }
             }
-            _ => {}
+            // The cursor moves before the write: a failed write ends the socket anyway.
+            _ => joined.cursor = Some(event.seq),
         }
         self.feed(socket, event.frame.clone()).await?;
         // One delivery in DELIVERY_SAMPLE is timed (spread over sockets and seqs): recording
