@@ -117,6 +117,10 @@ pub struct Stack {
     /// Suffix of this stack's durable JetStream consumers when its database is throwaway (see
     /// [`Stack::consumer`]); empty for a named database (`scripts/up.sh`).
     consumer_suffix: String,
+    /// A database created for this stack: the server's URL and the database's name, dropped
+    /// with the stack (thousands of test runs would otherwise leave thousands of databases,
+    /// which every autovacuum round visits).
+    throwaway: Option<(String, String)>,
     children: Vec<(String, Child)>,
 }
 
@@ -125,12 +129,16 @@ impl Stack {
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let infra = Infra::load()?;
         let bin = bin_dir()?;
-        let (database_url, consumer_suffix) = match &options.database {
-            Some(name) => (infra.database_url_for(name)?, String::new()),
-            None => (
-                create_database(&infra).await?,
-                format!("-{}", random_name(10)),
-            ),
+        let (database_url, consumer_suffix, throwaway) = match &options.database {
+            Some(name) => (infra.database_url_for(name)?, String::new(), None),
+            None => {
+                let name = create_database(&infra).await?;
+                (
+                    infra.database_url_for(&name)?,
+                    format!("-{}", random_name(10)),
+                    Some((infra.database_url.clone(), name)),
+                )
+            }
         };
         let private_key_pem = keygen(&bin).await?;
         let bucket = options
@@ -159,6 +167,7 @@ impl Stack {
             private_key_pem,
             log_dir: options.log_dir.clone(),
             consumer_suffix,
+            throwaway,
             children: Vec::new(),
             admins: Default::default(),
         };
@@ -559,7 +568,7 @@ fn random_name(n: usize) -> String {
         .to_lowercase()
 }
 
-/// Creates a database with a random name and returns its URL.
+/// Creates a database with a random name and returns the name.
 async fn create_database(infra: &Infra) -> anyhow::Result<String> {
     let name = format!("hilo_e2e_{}", random_name(12));
     let mut conn = PgConnection::connect(&infra.database_url)
@@ -568,7 +577,41 @@ async fn create_database(infra: &Infra) -> anyhow::Result<String> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await?;
-    infra.database_url_for(&name)
+    Ok(name)
+}
+
+/// Drops a stack's database, closing what is still connected to it.
+async fn drop_database(server: &str, name: &str) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(server).await?;
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+impl Drop for Stack {
+    /// Kills the processes (they are also killed when their handles drop) and drops a
+    /// throwaway database, on a thread of its own: a drop may run on a runtime's worker,
+    /// which must not wait on a future itself.
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.start_kill();
+        }
+        let Some((server, name)) = self.throwaway.take() else {
+            return;
+        };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(drop_database(&server, &name))
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("a test database was not dropped: {error:#}");
+        }
+    }
 }
 
 /// Where the binaries are: `HILO_BIN_DIR`, else next to this executable (`target/<profile>`,

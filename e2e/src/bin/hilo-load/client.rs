@@ -156,13 +156,16 @@ pub fn now_ns() -> u128 {
 
 /// The send stamp of a NEW_MESSAGE frame (its content), found without parsing the frame:
 /// the load tool reads hundreds of thousands of frames a second on the machine it measures.
-pub fn stamp(frame: &str) -> Option<u128> {
-    if !frame.contains("\"NEW_MESSAGE\"") {
-        return None;
-    }
-    let start = frame.find("\"content\":\"")? + "\"content\":\"".len();
-    let digits = frame[start..].split('"').next()?;
-    digits.parse().ok()
+pub fn stamp(frame: &[u8]) -> Option<u128> {
+    use std::sync::LazyLock;
+    static KIND: LazyLock<memchr::memmem::Finder> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"NEW_MESSAGE\""));
+    static CONTENT: LazyLock<memchr::memmem::Finder> =
+        LazyLock::new(|| memchr::memmem::Finder::new(b"\"content\":\""));
+    KIND.find(frame)?;
+    let start = CONTENT.find(frame)? + CONTENT.needle().len();
+    let digits = frame[start..].split(|b| *b == b'"').next()?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -170,7 +173,7 @@ mod tests {
     #[test]
     fn stamps_are_read_from_the_content() {
         let frame = r#"{"type":"NEW_MESSAGE","threadId":"t","seq":3,"payload":{"id":"m","content":"1234567","sender":{"name":"x"}}}"#;
-        assert_eq!(super::stamp(frame), Some(1_234_567));
-        assert_eq!(super::stamp(r#"{"type":"TYPING"}"#), None);
+        assert_eq!(super::stamp(frame.as_bytes()), Some(1_234_567));
+        assert_eq!(super::stamp(br#"{"type":"TYPING"}"#), None);
     }
 }

@@ -6,14 +6,13 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use futures_util::StreamExt as _;
 use hilo_e2e::Stack;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     bare::Bare,
     client::{self, Ws},
+    frames::{Frame, Reader},
     report::{Latency, Usage},
 };
 
@@ -28,7 +27,8 @@ pub struct Plan {
 
 /// What one socket saw.
 struct Seen {
-    latencies: Vec<u64>,
+    /// Per delivery: the message's send stamp (ns) and its latency (µs).
+    latencies: Vec<(u128, u64)>,
     delivered: u64,
     closed: bool,
     resyncs: u64,
@@ -37,6 +37,10 @@ struct Seen {
 /// What a run saw.
 struct Outcome {
     latency: Latency,
+    /// Per message, the latency of its first delivery: the pipeline up to the first socket.
+    first: Latency,
+    /// Per delivery, how long after its message's first delivery it arrived: the fan-out.
+    spread: Latency,
     delivered: u64,
     expected: u64,
     closed: usize,
@@ -82,7 +86,7 @@ pub async fn run(stack: &Stack, name: &str, plan: Plan) -> anyhow::Result<()> {
     let bare = Bare::start().await?;
     let baseline = measure(bare.addr, &threads, &tokens, plan, Publisher::Bare(&bare)).await?;
     println!(
-        "{name}: {} msg/s over {} threads x {} sockets for {} s: {}/{} delivered, {} lost, {} sockets closed, {} resyncs, {} post errors; POST->WS {}; POST alone {}; bare WebSocket server, same run: {} (p50 x{:.1}, p99 x{:.1})",
+        "{name}: {} msg/s over {} threads x {} sockets for {} s: {}/{} delivered, {} lost, {} sockets closed, {} resyncs, {} post errors; POST->WS {} (first socket {}; after the first {}); POST alone {}; bare WebSocket server, same run: {} (p50 x{:.1}, p99 x{:.1})",
         plan.rate,
         plan.threads,
         plan.subs,
@@ -94,6 +98,8 @@ pub async fn run(stack: &Stack, name: &str, plan: Plan) -> anyhow::Result<()> {
         hilo.resyncs,
         hilo.post_errors,
         hilo.latency.summary(),
+        hilo.first.summary(),
+        hilo.spread.summary(),
         hilo.posts.summary(),
         baseline.latency.summary(),
         hilo.latency.ms(0.5) / baseline.latency.ms(0.5).max(0.001),
@@ -149,8 +155,11 @@ async fn measure(
         closed += usize::from(seen.closed);
         resyncs += seen.resyncs;
     }
+    let (first, spread) = decompose(&latencies);
     Ok(Outcome {
-        latency: Latency::new(latencies),
+        latency: Latency::new(latencies.into_iter().map(|(_, micros)| micros).collect()),
+        first,
+        spread,
         delivered,
         expected: (0..threads.len()).map(per_thread).sum::<u64>() * plan.subs as u64,
         closed,
@@ -158,6 +167,23 @@ async fn measure(
         post_errors,
         posts: Latency::new(posts),
     })
+}
+
+/// Splits each delivery's latency into its message's first delivery and the delay after it.
+fn decompose(latencies: &[(u128, u64)]) -> (Latency, Latency) {
+    let mut first = std::collections::HashMap::<u128, u64>::new();
+    for &(sent, micros) in latencies {
+        let least = first.entry(sent).or_insert(micros);
+        *least = (*least).min(micros);
+    }
+    let spread = latencies
+        .iter()
+        .map(|(sent, micros)| micros - first[sent])
+        .collect();
+    (
+        Latency::new(first.into_values().collect()),
+        Latency::new(spread),
+    )
 }
 
 /// Sends `rate` messages a second for `secs` seconds, round-robin over the threads; returns
@@ -204,30 +230,44 @@ async fn publish(threads: &[String], plan: Plan, publisher: &Publisher<'_>) -> (
 }
 
 /// Reads one socket until it got `expected` messages, closed, or fell silent for 10 s.
-async fn read(mut ws: Ws, expected: u64) -> Seen {
+async fn read(ws: Ws, expected: u64) -> Seen {
+    const SILENCE: Duration = Duration::from_secs(10);
     let mut seen = Seen {
         latencies: Vec::with_capacity(expected as usize),
         delivered: 0,
         closed: false,
         resyncs: 0,
     };
+    let mut reader = Reader::new(ws);
+    // One timer per socket, moved on only when it fires (not re-armed per frame).
+    let mut heard = tokio::time::Instant::now();
+    let silence = tokio::time::sleep(SILENCE);
+    tokio::pin!(silence);
     while seen.delivered < expected {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Err(_) => break,
-            Ok(Some(Ok(Message::Text(text)))) => {
-                if let Some(sent) = client::stamp(&text) {
-                    let micros = client::now_ns().saturating_sub(sent) / 1000;
-                    seen.latencies.push(micros as u64);
-                    seen.delivered += 1;
-                } else if text.contains("\"RESYNC_REQUIRED\"") {
-                    seen.resyncs += 1;
+        tokio::select! {
+            biased;
+            frame = reader.next() => match frame {
+                Frame::Text(text) => {
+                    heard = tokio::time::Instant::now();
+                    if let Some(sent) = client::stamp(text) {
+                        let micros = client::now_ns().saturating_sub(sent) / 1000;
+                        seen.latencies.push((sent, micros as u64));
+                        seen.delivered += 1;
+                    } else if memchr::memmem::find(text, b"\"RESYNC_REQUIRED\"").is_some() {
+                        seen.resyncs += 1;
+                    }
                 }
+                Frame::Closed => {
+                    seen.closed = true;
+                    break;
+                }
+            },
+            () = &mut silence => {
+                if heard.elapsed() >= SILENCE {
+                    break;
+                }
+                silence.as_mut().reset(heard + SILENCE);
             }
-            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => {
-                seen.closed = true;
-                break;
-            }
-            Ok(Some(Ok(_))) => {}
         }
     }
     seen

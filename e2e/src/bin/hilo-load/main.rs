@@ -15,6 +15,7 @@
 mod bare;
 mod client;
 mod deliveries;
+mod frames;
 mod idle;
 mod post_latency;
 mod relay;

@@ -75,10 +75,10 @@ impl Usage {
             if name != "load tool" && name != "nats-server" && name != "redis-server" {
                 hilo += ms;
             }
-            lines.push(format!("{name} {ms:.3}"));
+            lines.push(format!("{name} {ms:.4}"));
         }
         format!(
-            "{hilo:.3} ms (Hilo + PostgreSQL); per process: {}",
+            "{hilo:.4} ms (Hilo + PostgreSQL); per process: {}",
             lines.join(", ")
         )
     }
