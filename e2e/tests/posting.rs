@@ -185,3 +185,53 @@ async fn a_rename_shows_on_new_messages_within_seconds() {
     }
     assert_eq!(shown, "Ada Lovelace", "the new name within 3 s");
 }
+
+/// gRPC servers close every connection after `GRPC_MAX_CONNECTION_AGE_SECS` (so connections
+/// re-balance over replicas); a call that meets the close before it was sent is sent again
+/// on a fresh connection, so clients never see the rotation. Here connections rotate every
+/// second while sixteen clients post and read for five seconds.
+#[tokio::test]
+async fn connection_rotation_never_fails_a_call() {
+    let stack = common::stack_with(hilo_e2e::Options {
+        env: vec![("GRPC_MAX_CONNECTION_AGE_SECS".into(), "1".into())],
+        ..Default::default()
+    })
+    .await;
+    let base = stack.gateway().to_owned();
+    let ada = Arc::new(sign_up(&base, "Ada").await);
+    let thread = Arc::new(thread_of(&base, &ada).await);
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut clients = Vec::new();
+    for c in 0..16 {
+        let (base, ada, thread) = (base.clone(), ada.clone(), thread.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut calls, mut failures) = (0, Vec::new());
+            while tokio::time::Instant::now() < until {
+                let (status, body) = if c % 4 == 0 {
+                    let url = format!("{base}/api/messages/thread/{thread}?limit=5");
+                    call(Method::GET, url, Some(&ada), None).await
+                } else {
+                    post(&base, &ada, &thread, &format!("from {c}"), None).await
+                };
+                calls += 1;
+                if status >= 300 {
+                    failures.push(format!("{status} {body}"));
+                }
+            }
+            (calls, failures)
+        }));
+    }
+    let (mut calls, mut failures) = (0, Vec::new());
+    for client in clients {
+        let (n, failed) = client.await.unwrap();
+        calls += n;
+        failures.extend(failed);
+    }
+    assert!(calls > 200, "only {calls} calls in five seconds");
+    assert!(
+        failures.is_empty(),
+        "{} of {calls} calls failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}

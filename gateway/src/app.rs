@@ -11,6 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     serve::ListenerExt as _,
 };
+use hilo_kit::grpc::RetryingChannel;
 use hilo_kit::{admin, grpc, shutdown::CancellationToken, telemetry};
 use hilo_proto::{
     accounts::v1::accounts_service_client::AccountsServiceClient,
@@ -40,11 +41,11 @@ use crate::{
 pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
-    pub accounts: AccountsServiceClient<Channel>,
-    pub channels: ChannelsServiceClient<Channel>,
-    pub messaging: MessagingServiceClient<Channel>,
+    pub accounts: AccountsServiceClient<RetryingChannel>,
+    pub channels: ChannelsServiceClient<RetryingChannel>,
+    pub messaging: MessagingServiceClient<RetryingChannel>,
     /// Health of each service, by name, for `/readyz`.
-    pub health: Vec<(&'static str, HealthClient<Channel>)>,
+    pub health: Vec<(&'static str, HealthClient<RetryingChannel>)>,
     /// Its calls may last as long as an upload request (UPLOAD_TIMEOUT_SECS).
     pub uploads: UploadsServiceClient<Channel>,
     pub redis: redis::aio::ConnectionManager,
@@ -93,7 +94,7 @@ impl App {
                 ("accounts", HealthClient::new(accounts)),
                 ("channels", HealthClient::new(channels)),
                 ("messaging", HealthClient::new(messaging)),
-                ("uploads", HealthClient::new(uploads.clone())),
+                ("uploads", HealthClient::new(uploads.clone().into())),
             ],
             uploads: UploadsServiceClient::new(uploads),
             redis,

@@ -2,6 +2,7 @@
 //! operations are in `members.rs`; the rules themselves in `permissions.rs`.
 
 use chrono::{DateTime, Utc};
+use hilo_kit::grpc::RetryingChannel;
 use hilo_kit::{
     auth::{Caller, TokenVerifier},
     grpc::reply,
@@ -15,7 +16,7 @@ use hilo_proto::{
     subjects,
 };
 use sqlx::PgPool;
-use tonic::{Request, Response, Status, transport::Channel};
+use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
@@ -36,7 +37,7 @@ pub struct ChannelsRpc {
     pub pool: PgPool,
     pub verifier: TokenVerifier,
     /// For members' names and avatars, called with the caller's own token.
-    pub accounts: AccountsServiceClient<Channel>,
+    pub accounts: AccountsServiceClient<RetryingChannel>,
     pub relay: Relay,
 }
 

@@ -1,9 +1,12 @@
 //! gRPC plumbing shared by services and their callers: [`serve`] adds health, reflection,
 //! request spans and connection ageing to a service's routes; [`connect`] builds a client
-//! channel once; [`request`] wraps an outgoing message with the caller's token and the current
+//! channel once (one that sends again the calls a connection's ageing kept from the server); [`request`] wraps an outgoing message with the caller's token and the current
 //! trace context; [`internal`] and [`invalid`] build the only error statuses that need care.
 
-use std::{net::SocketAddr, time::Instant};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -124,20 +127,103 @@ impl Drop for CallTimer {
 }
 
 /// A lazily connected channel to `url` (e.g. `http://127.0.0.1:50051`). Built once at start-up
-/// and cloned per call; it reconnects by itself. Calls time out after 15 s.
-pub fn connect(url: &str) -> anyhow::Result<Channel> {
-    connect_with_timeout(url, std::time::Duration::from_secs(15))
+/// and cloned per call; it reconnects by itself, and sends again a call that never reached
+/// the server ([`RetryingChannel`]). Calls time out after 15 s.
+pub fn connect(url: &str) -> anyhow::Result<RetryingChannel> {
+    Ok(connect_with_timeout(url, Duration::from_secs(15))?.into())
 }
 
-/// [`connect`] with another per-call timeout, for calls that legitimately last long (a file
-/// streamed through an upload).
-pub fn connect_with_timeout(url: &str, timeout: std::time::Duration) -> anyhow::Result<Channel> {
+/// A plain channel with another per-call timeout, for calls that legitimately last long (a
+/// file streamed through an upload); streamed calls are not buffered, so not sent again.
+pub fn connect_with_timeout(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
     let endpoint = Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("invalid gRPC endpoint {url}"))?
-        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect_timeout(Duration::from_secs(3))
         .timeout(timeout)
         .tcp_nodelay(true);
     Ok(endpoint.connect_lazy())
+}
+
+/// Attempts per call when the first ones never reached the server.
+const ATTEMPTS: usize = 3;
+
+/// A channel for unary calls that sends a call again when it never reached the server: a
+/// server closes each connection after `GRPC_MAX_CONNECTION_AGE_SECS` (GOAWAY), and a call
+/// queued on that connection at that moment fails with "operation was canceled" or a refused
+/// stream although nothing was processed. gRPC's own clients retry these transparently; tonic
+/// does not. Each call's (small) body is buffered to be sent again.
+#[derive(Clone, Debug)]
+pub struct RetryingChannel(Channel);
+
+impl From<Channel> for RetryingChannel {
+    fn from(channel: Channel) -> Self {
+        Self(channel)
+    }
+}
+
+type Body = tonic::body::Body;
+
+impl tower::Service<http::Request<Body>> for RetryingChannel {
+    type Response = http::Response<Body>;
+    type Error = tonic::codegen::StdError;
+    type Future = futures_util::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        // The channel made ready is the one to call (tower's contract); a clone stays here.
+        let fresh = self.0.clone();
+        let mut channel = std::mem::replace(&mut self.0, fresh);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await?.to_bytes();
+            let mut attempt = 1;
+            loop {
+                let request = http::Request::from_parts(
+                    parts.clone(),
+                    Body::new(http_body_util::Full::new(body.clone())),
+                );
+                match channel.call(request).await {
+                    Err(error) if attempt < ATTEMPTS && never_sent(&error) => {
+                        attempt += 1;
+                        metrics::counter!("rpc_client_resent_total").increment(1);
+                        tracing::debug!(%error, "call sent again on a new connection");
+                        channel.ready().await?;
+                    }
+                    result => return result.map_err(Into::into),
+                }
+            }
+        })
+    }
+}
+
+/// Whether a call's error says the server never saw it: the connection closed before the
+/// call was written, the server's GOAWAY came before the call's stream (a server processes
+/// no stream after the GOAWAY's last one; the graceful close lets every earlier one finish),
+/// or the server refused the stream.
+fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let refused = |e: &h2::Error| {
+            (e.is_go_away() && e.is_remote()) || e.reason() == Some(h2::Reason::REFUSED_STREAM)
+        };
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+            || error.downcast_ref::<h2::Error>().is_some_and(refused)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// An outgoing request carrying `bearer` (an access token), the current trace context and the

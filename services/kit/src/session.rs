@@ -3,6 +3,7 @@
 //! Redis (shared by every replica of every entry) for at most a minute. Sign-out drops the
 //! cached entry, so a revoked session stops working at once for the next lookup everywhere.
 
+use crate::grpc::RetryingChannel;
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use hilo_proto::accounts::v1 as pb;
 use hmac::{Hmac, Mac};
@@ -11,7 +12,6 @@ use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode
 use redis::AsyncCommands as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
-use tonic::transport::Channel;
 
 use crate::{auth::now_secs, grpc};
 
@@ -134,7 +134,7 @@ impl Cookies {
 }
 
 /// Accounts' client, as the exchange needs it.
-pub type AccountsClient = pb::accounts_service_client::AccountsServiceClient<Channel>;
+pub type AccountsClient = pb::accounts_service_client::AccountsServiceClient<RetryingChannel>;
 
 /// The Redis key of a session's cached exchange (the token itself is never stored).
 pub fn cache_key(token: &str) -> String {

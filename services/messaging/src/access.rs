@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use hilo_kit::grpc::RetryingChannel;
 use hilo_kit::{auth::Caller, grpc};
 use hilo_proto::{
     accounts::v1::{BatchGetUsersRequest, accounts_service_client::AccountsServiceClient},
@@ -17,7 +18,6 @@ use hilo_proto::{
     },
     messaging::v1 as pb,
 };
-use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 
@@ -38,8 +38,8 @@ const SENDER_TTL: Duration = Duration::from_secs(60);
 
 /// Clients of channels and accounts, and the permission and sender caches. Built once.
 pub struct Access {
-    pub channels: ChannelsServiceClient<Channel>,
-    pub accounts: AccountsServiceClient<Channel>,
+    pub channels: ChannelsServiceClient<RetryingChannel>,
+    pub accounts: AccountsServiceClient<RetryingChannel>,
     cache: Mutex<HashMap<Key, (Instant, Answer)>>,
     ttl: Duration,
     /// How users are shown: asked of accounts once, then reused until they change (every
@@ -48,7 +48,7 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn new(channels: Channel, accounts: Channel, ttl: Duration) -> Self {
+    pub fn new(channels: RetryingChannel, accounts: RetryingChannel, ttl: Duration) -> Self {
         Self {
             channels: ChannelsServiceClient::new(channels),
             accounts: AccountsServiceClient::new(accounts),

@@ -9,14 +9,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use hilo_kit::grpc::RetryingChannel;
 use hilo_proto::messaging::v1::{
     AuthorizeThreadRequest, AuthorizeThreadResponse,
     messaging_service_client::MessagingServiceClient,
 };
-use tonic::transport::Channel;
 
 /// Messaging's client, built once.
-pub type Messaging = MessagingServiceClient<Channel>;
+pub type Messaging = MessagingServiceClient<RetryingChannel>;
 
 /// What a join needs from an authorization.
 #[derive(Clone, Debug)]
