@@ -212,6 +212,13 @@ async fn realtime_gaps_are_fetched_and_old_resumes_resync() {
         .map(seq)
         .collect();
     assert_eq!(replayed, vec![8, 9, 10]);
+    // Ahead of the thread (seqs it cannot have seen, up to the largest): nothing to replay,
+    // and live delivery goes on from the thread's last seq.
+    let mut ahead = open(&stack.realtimes[1], &ana.bearer()).await;
+    let frames = join(&mut ahead, &thread, Some(i64::MAX)).await;
+    assert_eq!(frames, vec![json!({"type": "JOINED_THREAD", "threadId": thread})]);
+    fake.post(&thread, "eleven").await;
+    assert_eq!(seq(&frame(&mut ahead).await), 11);
 }
 
 /// Reads a socket until `until` is seen (or 10 s of silence); the seqs of its event frames

@@ -445,6 +445,10 @@ impl Session {
             };
             if first_page {
                 first_page = false;
+                // A client ahead of the thread (seqs it cannot have seen, up to i64::MAX)
+                // has nothing to replay and goes on from the thread's last seq.
+                after = after.min(page.last_seq);
+                let since = after;
                 let behind = page.last_seq - since;
                 let pruned = page.first_seq > since + 1 && page.last_seq > since;
                 if behind > self.state.config.resume_max_events || pruned {
