@@ -265,3 +265,83 @@ async fn logs_are_json_carry_one_trace_id_across_gateway_and_accounts_and_hold_n
         "accounts continues the gateway's trace"
     );
 }
+
+/// PostgreSQL stores no NUL character: a body with one in any string is a 400 naming the
+/// field (it was a 500 from deep inside a service), and a body is one JSON value with nothing
+/// after it. Nothing is stored either way.
+#[tokio::test]
+async fn nul_characters_and_trailing_garbage_are_refused_with_400() {
+    let stack = stack().await;
+    let base = stack.gateway();
+    let ada = sign_up(base, "Ada").await;
+    let channel = create_channel(base, &ada, "nul", false).await;
+    let (_, thread) = call(
+        Method::POST,
+        format!("{base}/api/threads"),
+        Some(&ada),
+        Some(json!({"channelId": channel, "name": "t"})),
+    )
+    .await;
+    let thread = thread["id"].as_str().unwrap();
+    let post = |body: String| {
+        http()
+            .post(format!("{base}/api/messages"))
+            .header("authorization", ada.bearer())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+    };
+
+    let response = post(format!(r#"{{"threadId":"{thread}","content":"a\u0000b"}}"#))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+    assert_eq!(body["details"][0]["field"], "content", "{body}");
+
+    let (status, body) = call(
+        Method::POST,
+        format!("{base}/api/auth/sign-up/email"),
+        None,
+        Some(json!({"name": "Eve\u{0}", "email": email(), "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["details"][0]["field"].as_str()),
+        (400, Some("name")),
+        "{body}"
+    );
+
+    let response = post(format!(
+        r#"{{"threadId":"{thread}","content":"x"}} trailing"#
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "INVALID_JSON"
+    );
+
+    // An escaped backslash before "u0000" is text, and is stored as sent.
+    let response = post(format!(r#"{{"threadId":"{thread}","content":"a\\u0000"}}"#))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let (_, history) = call(
+        Method::GET,
+        format!("{base}/api/messages/thread/{thread}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    let contents: Vec<&str> = history["messages"]
+        .as_array()
+        .or(history.as_array())
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(contents, vec![r"a\u0000"], "{history}");
+}

@@ -216,7 +216,10 @@ async fn realtime_gaps_are_fetched_and_old_resumes_resync() {
     // and live delivery goes on from the thread's last seq.
     let mut ahead = open(&stack.realtimes[1], &ana.bearer()).await;
     let frames = join(&mut ahead, &thread, Some(i64::MAX)).await;
-    assert_eq!(frames, vec![json!({"type": "JOINED_THREAD", "threadId": thread})]);
+    assert_eq!(
+        frames,
+        vec![json!({"type": "JOINED_THREAD", "threadId": thread})]
+    );
     fake.post(&thread, "eleven").await;
     assert_eq!(seq(&frame(&mut ahead).await), 11);
 }
