@@ -345,3 +345,56 @@ async fn nul_characters_and_trailing_garbage_are_refused_with_400() {
         .collect();
     assert_eq!(contents, vec![r"a\u0000"], "{history}");
 }
+
+/// Ids that no resource can have are 404 at the edge (a NUL, bytes that are not UTF-8, or a
+/// segment longer than any id), and no error message repeats more than a short piece of
+/// what the client sent: a 20 KB id in a body was echoed into gRPC trailers, a 500.
+#[tokio::test]
+async fn impossible_ids_are_404_and_errors_never_echo_long_input() {
+    let stack = stack().await;
+    let base = stack.gateway();
+    let ada = sign_up(base, "Ada").await;
+    let long = "a".repeat(300);
+    for path in [
+        "/api/users/abc%00def".to_owned(),
+        "/api/threads/%FF%FE".to_owned(),
+        format!("/api/channels/{long}"),
+        format!("/api/messages/{long}"),
+    ] {
+        let (status, body) = call(Method::GET, format!("{base}{path}"), Some(&ada), None).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("NOT_FOUND")),
+            "{path}: {body}"
+        );
+    }
+    let (status, _) = call(
+        Method::GET,
+        format!("{base}/api/users/{}", ada.id),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "a real id still answers");
+
+    let huge = "b".repeat(20_000);
+    for (path, body) in [
+        ("/api/messages", json!({"threadId": huge, "content": "x"})),
+        ("/api/members", json!({"channelId": huge})),
+    ] {
+        let (status, answer) = call(
+            Method::POST,
+            format!("{base}{path}"),
+            Some(&ada),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 404, "{path}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.len() < 200,
+            "{path}: the message echoes {} bytes",
+            message.len()
+        );
+    }
+}

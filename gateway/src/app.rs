@@ -144,7 +144,7 @@ impl App {
 }
 
 /// The whole HTTP surface with its layers, outermost first: request id, panic catcher,
-/// request span + metrics, CORS, timeout, JSON error bodies.
+/// request span + metrics, CORS, impossible ids, timeout, JSON error bodies.
 fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
     let (api, openapi) = routes::api();
     let openapi = openapi
@@ -159,6 +159,7 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         }))
         .layer(middleware::from_fn(telemetry::observe))
         .layer(cors(config)?)
+        .layer(middleware::from_fn(impossible_ids))
         .layer(middleware::from_fn_with_state(
             Timeouts {
                 request: config.request_timeout(),
@@ -233,6 +234,26 @@ async fn timeout(State(limits): State<Timeouts>, req: Request, next: Next) -> Re
 }
 
 /// Unknown routes: 404 with the path (API.md §2).
+/// Longest path segment a route matches: ids are at most 36 characters (UUIDs), providers
+/// and names shorter still.
+const MAX_SEGMENT: usize = 256;
+
+/// A path segment no id can be (longer than [`MAX_SEGMENT`], or not UTF-8, or holding a NUL
+/// once decoded) is a 404 here: it would otherwise reach PostgreSQL (which refuses a NUL: a
+/// 500) or be echoed, unbounded, into error messages and gRPC trailers.
+async fn impossible_ids(req: Request, next: Next) -> Response {
+    let impossible = req.uri().path().split('/').any(|segment| {
+        segment.len() > MAX_SEGMENT
+            || percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map_or(true, |decoded| decoded.contains('\0'))
+    });
+    if impossible {
+        return ApiError::not_found("Not Found").into_response();
+    }
+    next.run(req).await
+}
+
 async fn not_found(req: Request) -> ApiError {
     let mut error = ApiError::not_found("Not Found");
     error.body.path = Some(req.uri().path().to_owned());

@@ -2,7 +2,7 @@
 //! Better Auth's codes where a Better Auth route surfaces them, so the gateway passes them on.
 
 use hilo_kit::{
-    grpc::{db_error, internal, status},
+    grpc::{db_error, echo, internal, status},
     validate::Invalid,
 };
 use tonic::{Code, Status};
@@ -64,7 +64,7 @@ impl From<Error> for Status {
             Error::UserNotFound(id) => status(
                 Code::NotFound,
                 "USER_NOT_FOUND",
-                format!("User with id '{id}' not found"),
+                format!("User with id '{}' not found", echo(&id)),
             ),
             Error::Forbidden(message) => status(Code::PermissionDenied, "FORBIDDEN", message),
             Error::NoSession => status(Code::Unauthenticated, "UNAUTHORIZED", "Unauthorized"),

@@ -1,7 +1,7 @@
 //! Channels' errors and their one mapping to gRPC statuses.
 
 use hilo_kit::{
-    grpc::{db_error, internal, status},
+    grpc::{db_error, echo, internal, status},
     validate::Invalid,
 };
 use tonic::{Code, Status};
@@ -37,7 +37,7 @@ impl From<Error> for Status {
             Error::ChannelNotFound(id) => status(
                 Code::NotFound,
                 "CHANNEL_NOT_FOUND",
-                format!("Channel '{id}' not found"),
+                format!("Channel '{}' not found", echo(&id)),
             ),
             Error::MemberNotFound => status(Code::NotFound, "MEMBER_NOT_FOUND", "Member not found"),
             Error::UserNotFound => status(Code::NotFound, "USER_NOT_FOUND", "User not found"),

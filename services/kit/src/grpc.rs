@@ -226,6 +226,18 @@ fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Longest piece of client input an error message repeats (ids are shorter).
+const ECHO: usize = 64;
+
+/// `input` as an error message may repeat it: cut to [`ECHO`] characters, so that no message
+/// grows with what a client sent (gRPC trailers hold 16 KiB at most: a longer one is a 500).
+pub fn echo(input: &str) -> std::borrow::Cow<'_, str> {
+    match input.char_indices().nth(ECHO) {
+        None => input.into(),
+        Some((at, _)) => format!("{}...", &input[..at]).into(),
+    }
+}
+
 /// An outgoing request carrying `bearer` (an access token), the current trace context and the
 /// request id, so the callee verifies the caller itself and continues the trace.
 pub fn request<T>(message: T, bearer: Option<&str>, request_id: Option<&str>) -> Request<T> {

@@ -1,7 +1,7 @@
 //! Messaging's errors and their one mapping to gRPC statuses.
 
 use hilo_kit::{
-    grpc::{db_error, internal, status},
+    grpc::{db_error, echo, internal, status},
     validate::Invalid,
 };
 use tonic::{Code, Status};
@@ -42,12 +42,12 @@ impl From<Error> for Status {
             Error::ThreadNotFound(id) => status(
                 Code::NotFound,
                 "THREAD_NOT_FOUND",
-                format!("Thread '{id}' not found"),
+                format!("Thread '{}' not found", echo(&id)),
             ),
             Error::MessageNotFound(id) => status(
                 Code::NotFound,
                 "MESSAGE_NOT_FOUND",
-                format!("Message '{id}' not found"),
+                format!("Message '{}' not found", echo(&id)),
             ),
             Error::Forbidden(message) => status(Code::PermissionDenied, "FORBIDDEN", message),
             // A conflict with the thread's state: 409 at the gateway.

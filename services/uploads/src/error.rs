@@ -28,7 +28,7 @@ pub enum Error {
     /// A key that is not the caller's.
     #[error("not allowed")]
     Forbidden(String),
-    #[error("File with key '{0}' not found")]
+    #[error("File with key '{}' not found", hilo_kit::grpc::echo(.0))]
     NotFound(String),
     /// The stream ended without `done` or broke: the client gave up, nothing is kept.
     #[error("upload abandoned by the client")]
