@@ -275,14 +275,7 @@ async fn nul_characters_and_trailing_garbage_are_refused_with_400() {
     let base = stack.gateway();
     let ada = sign_up(base, "Ada").await;
     let channel = create_channel(base, &ada, "nul", false).await;
-    let (_, thread) = call(
-        Method::POST,
-        format!("{base}/api/threads"),
-        Some(&ada),
-        Some(json!({"channelId": channel, "name": "t"})),
-    )
-    .await;
-    let thread = thread["id"].as_str().unwrap();
+    let thread = &create_thread(base, &ada, &channel, "t").await;
     let post = |body: String| {
         http()
             .post(format!("{base}/api/messages"))

@@ -12,7 +12,7 @@ mod ws;
 
 use std::time::Duration;
 
-use common::{User, call, sign_up};
+use common::{User, call, create_thread, sign_up};
 use hilo_e2e::{Options, Stack};
 use otlp::{Collector, ancestry, names};
 use reqwest::Method;
@@ -50,16 +50,8 @@ async fn channel_with_thread(base: &str, owner: &User, member: &User) -> (String
     )
     .await;
     assert_eq!(status, 201);
-    let body = json!({ "channelId": channel_id, "name": "topic" });
-    let (status, thread) = call(
-        Method::POST,
-        format!("{base}/api/threads"),
-        Some(owner),
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{thread}");
-    (channel_id, thread["id"].as_str().unwrap().to_owned())
+    let thread = create_thread(base, owner, &channel_id, "topic").await;
+    (channel_id, thread)
 }
 
 #[tokio::test]

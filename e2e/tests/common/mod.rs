@@ -144,6 +144,19 @@ pub async fn create_channel(base: &str, owner: &User, name: &str, private: bool)
     channel["id"].as_str().expect("channel id").to_owned()
 }
 
+/// Creates a thread in `channel` as `owner` and returns its id.
+pub async fn create_thread(base: &str, owner: &User, channel: &str, name: &str) -> String {
+    let (status, thread) = call(
+        reqwest::Method::POST,
+        format!("{base}/api/threads"),
+        Some(owner),
+        Some(json!({ "channelId": channel, "name": name })),
+    )
+    .await;
+    assert_eq!(status, 201, "{thread}");
+    thread["id"].as_str().expect("thread id").to_owned()
+}
+
 /// An access token for `user_id` signed with the stack's key, as the gateway would get one.
 pub fn access_token(private_key_pem: &str, user_id: &str) -> String {
     let now = std::time::SystemTime::now()
