@@ -236,7 +236,10 @@ impl Stack {
         let s3 = &stack.s3;
         let mut env = vec![
             ("LISTEN_ADDR".to_owned(), uploads_addr.to_string()),
-            ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+            (
+                "ADMIN_ADDR".to_owned(),
+                addr(options.port(9154))?.to_string(),
+            ),
             ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
             ("S3_ENDPOINT".to_owned(), s3.endpoint.clone()),
             ("S3_REGION".to_owned(), s3.region.clone()),
@@ -275,7 +278,10 @@ impl Stack {
             let listen = addr(options.port(8090).filter(|_| i == 0))?;
             let mut env = vec![
                 ("LISTEN_ADDR".to_owned(), listen.to_string()),
-                ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+                (
+                    "ADMIN_ADDR".to_owned(),
+                    addr(options.port(9190).filter(|_| i == 0))?.to_string(),
+                ),
                 ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
                 ("MESSAGING_URL".to_owned(), messaging.clone()),
                 ("NATS_URL".to_owned(), infra.nats_url.clone()),
@@ -292,7 +298,10 @@ impl Stack {
             let url = format!("http://{gateway_addr}");
             let mut env = vec![
                 ("LISTEN_ADDR".to_owned(), gateway_addr.to_string()),
-                ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+                (
+                    "ADMIN_ADDR".to_owned(),
+                    addr(options.port(9180).filter(|_| i == 0))?.to_string(),
+                ),
                 ("ACCOUNTS_URL".to_owned(), stack.accounts.clone()),
                 ("CHANNELS_URL".to_owned(), stack.channels.clone()),
                 (
@@ -440,10 +449,12 @@ impl Stack {
         mut env: Vec<(String, String)>,
     ) -> anyhow::Result<String> {
         let listen = addr(port)?;
+        // The README's metrics ports sit beside the gRPC ones: 9151.. for 50051..
+        let admin = addr(port.map(|p| p - 50051 + 9151))?;
         env.extend([
             ("DATABASE_URL".to_owned(), self.database_url.clone()),
             ("LISTEN_ADDR".to_owned(), listen.to_string()),
-            ("ADMIN_ADDR".to_owned(), addr(None)?.to_string()),
+            ("ADMIN_ADDR".to_owned(), admin.to_string()),
             ("MIGRATE_ON_START".to_owned(), "true".to_owned()),
         ]);
         self.spawn(bin, program, name, &env)?;

@@ -30,6 +30,12 @@ async fn main() -> anyhow::Result<()> {
         "gRPC: accounts {}, channels {}, messaging {}, uploads {} (bucket {})",
         stack.accounts, stack.channels, stack.messaging, stack.uploads, stack.s3.bucket
     );
+    let metrics: Vec<String> = stack
+        .admins
+        .iter()
+        .map(|(name, url)| format!("{name} {url}/metrics"))
+        .collect();
+    println!("Metrics: {}", metrics.join(", "));
     println!("Ctrl-C stops everything.\n");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
