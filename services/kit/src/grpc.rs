@@ -1,7 +1,9 @@
 //! gRPC plumbing shared by services and their callers: [`serve`] adds health, reflection,
 //! request spans and connection ageing to a service's routes; [`connect`] builds a client
-//! channel once (one that sends again the calls a connection's ageing kept from the server); [`request`] wraps an outgoing message with the caller's token and the current
-//! trace context; [`internal`] and [`invalid`] build the only error statuses that need care.
+//! channel once (one that sends again the calls a connection's ageing kept from the server);
+//! [`request`] wraps an outgoing message with the caller's token and the current trace
+//! context; [`internal`] and [`invalid`] build the only error statuses that need care, and
+//! [`echo`] bounds the client input an error message repeats.
 
 use std::{
     net::SocketAddr,
