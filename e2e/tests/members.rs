@@ -236,6 +236,17 @@ async fn members_are_listed_with_names_to_members_only() {
     )
     .await;
     assert_eq!(none, json!({}));
+    let (status, body) = call(
+        Method::GET,
+        format!("{base}/api/members/{id}/role/no-such-user"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 404,
+        "a user that does not exist has no role: {body}"
+    );
 }
 
 #[tokio::test]

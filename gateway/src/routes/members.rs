@@ -96,7 +96,8 @@ pub struct RoleView {
     role: Option<&'static str>,
 }
 
-/// A user's role in a channel (members only); `{}` when that user is not a member.
+/// A user's role in a channel (members only); `{}` when that user is not a member, 404 when
+/// there is no such user.
 #[utoipa::path(get, path = "/api/members/{channelId}/role/{userId}", tag = "members",
     responses((status = 200, body = RoleView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_role(
@@ -109,11 +110,21 @@ async fn get_role(
         .clone()
         .get_member(who.call(pb::GetMemberRequest {
             channel_id,
-            user_id,
+            user_id: user_id.clone(),
         }))
-        .await?;
+        .await?
+        .into_inner()
+        .member;
+    if member.is_none() {
+        // Asked only on this path: a member is a user.
+        state
+            .accounts
+            .clone()
+            .get_user(who.call(hilo_proto::accounts::v1::GetUserRequest { user_id }))
+            .await?;
+    }
     Ok(axum::Json(RoleView {
-        role: member.into_inner().member.map(|m| role_name(m.role)),
+        role: member.map(|m| role_name(m.role)),
     }))
 }
 
