@@ -344,6 +344,16 @@ async fn the_content_decides_the_type_and_bad_forms_are_400() {
         "{body}"
     );
     assert_eq!(body["message"], "No file was provided in the request");
+    // A text part named `file` (no filename) is no file either: it was stored as one.
+    let text_part = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nhello\r\n--{BOUNDARY}--\r\n"
+    );
+    let (status, body) = post_form(base, "message/attachment", Some(&ada), text_part).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("NO_FILE")),
+        "{body}"
+    );
     let (status, body) = post_form(
         base,
         "message/images",

@@ -226,7 +226,8 @@ fn answer(
 }
 
 /// Sends every `field` part of the form (header, then its chunks as they arrive), then `done`.
-/// Other fields are skipped, as the original ignored them.
+/// Other fields are skipped, as the original ignored them, and so is a text part (no
+/// filename): the original saw a string there, no file.
 async fn forward(
     form: &mut Multipart,
     tx: &mpsc::Sender<pb::UploadRequest>,
@@ -235,12 +236,15 @@ async fn forward(
 ) -> Result<(), Stop> {
     let mut index = 0;
     while let Some(mut field) = form.next_field().await.map_err(bad_body)? {
-        if field.name() != Some(field_name) {
+        let Some(filename) = field
+            .file_name()
+            .filter(|_| field.name() == Some(field_name))
+        else {
             continue;
-        }
+        };
         let header = pb::FileHeader {
             kind: kind.to_owned(),
-            filename: field.file_name().unwrap_or("file").to_owned(),
+            filename: filename.to_owned(),
             declared_content_type: field.content_type().unwrap_or_default().to_owned(),
             index,
         };
