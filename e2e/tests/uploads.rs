@@ -582,3 +582,42 @@ async fn peak_rss_while_streaming_a_50_mib_upload() {
     );
     drop_bucket(&stack).await;
 }
+
+/// Inputs far longer than any key, type or kind get a 4xx whose message repeats only a short
+/// piece of them (they were echoed into gRPC trailers past their limit: 500).
+#[tokio::test]
+async fn long_inputs_get_4xx_with_short_messages() {
+    let stack = common::stack().await;
+    let base = stack.gateway();
+    let ada = sign_up(base, "Ada").await;
+    let long = "é".repeat(50_000);
+    let presign = |field: &str| {
+        let mut body = json!({"filename": "a.png", "contentType": "image/png", "size": 10, "kind": "message/image"});
+        body[field] = long.clone().into();
+        body
+    };
+    for (route, body) in [
+        (
+            "validate",
+            json!({"fileKey": long, "publicUrl": "http://x"}),
+        ),
+        ("complete", json!({"fileKey": long})),
+        ("presign", presign("contentType")),
+        ("presign", presign("kind")),
+    ] {
+        let (status, answer) = call(
+            Method::POST,
+            format!("{base}/api/uploads/{route}"),
+            Some(&ada),
+            Some(body),
+        )
+        .await;
+        assert!((400..500).contains(&status), "{route}: {status} {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.len() < 400,
+            "{route}: the message has {} bytes",
+            message.len()
+        );
+    }
+}

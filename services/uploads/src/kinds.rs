@@ -7,6 +7,9 @@ use uuid::Uuid;
 const MIB: u64 = 1024 * 1024;
 
 /// Image types (BEHAVIOUR §7.1).
+/// S3's longest object key, in bytes: a longer key names no object.
+pub const MAX_KEY: usize = 1024;
+
 pub const IMAGES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/gif"];
 /// Document types.
 pub const DOCUMENTS: &[&str] = &[

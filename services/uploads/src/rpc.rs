@@ -1,7 +1,7 @@
 //! The uploads gRPC service: authenticate the caller, then one short method per RPC holding
 //! the rules; S3 calls are in `s3`, streamed files in `stream`.
 
-use hilo_kit::grpc::reply;
+use hilo_kit::grpc::{echo, reply};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hilo_kit::{
@@ -104,7 +104,8 @@ impl UploadsRpc {
             return Err(Error::Unsupported {
                 field: "contentType".to_owned(),
                 message: format!(
-                    "Invalid file type: {content_type}. Allowed types: {}",
+                    "Invalid file type: {}. Allowed types: {}",
+                    echo(&content_type),
                     types.join(", ")
                 ),
             });
@@ -147,7 +148,8 @@ impl UploadsRpc {
         let forbidden = || {
             Error::Forbidden(format!(
                 "User '{}' may not complete the upload '{}'",
-                caller.user_id, req.key
+                caller.user_id,
+                echo(&req.key)
             ))
         };
         let (kind, owner) = kinds::owner_of(&req.key).ok_or_else(forbidden)?;
@@ -155,7 +157,7 @@ impl UploadsRpc {
             return Err(Error::invalid(
                 "VALIDATION_ERROR",
                 "key",
-                format!("The key is not in the folder of kind '{}'", req.kind),
+                format!("The key is not in the folder of kind '{}'", echo(&req.kind)),
             ));
         }
         if !kinds::is_owner(owner, &caller.user_id) {
@@ -208,6 +210,9 @@ impl UploadsRpc {
         if key.is_empty() {
             return Err(Error::invalid("VALIDATION_ERROR", "key", "key is required"));
         }
+        if key.len() > kinds::MAX_KEY {
+            return Err(Error::NotFound(key));
+        }
         let (size, content_type) = self.store.head(&key).await?.ok_or(Error::NotFound(key))?;
         Ok(pb::StatObjectResponse { size, content_type })
     }
@@ -218,7 +223,7 @@ fn find_kind(name: &str) -> Result<&'static Kind> {
         Error::invalid(
             "UNKNOWN_KIND",
             "kind",
-            format!("Unknown upload kind '{name}'"),
+            format!("Unknown upload kind '{}'", echo(name)),
         )
     })
 }

@@ -6,6 +6,7 @@
 
 use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
+use hilo_kit::grpc::echo;
 use hilo_proto::uploads::v1::{self as pb, upload_request::Part};
 use tonic::Streaming;
 
@@ -87,7 +88,7 @@ impl Request {
             Error::invalid(
                 "UNKNOWN_KIND",
                 "kind",
-                format!("Unknown upload kind '{}'", header.kind),
+                format!("Unknown upload kind '{}'", echo(&header.kind)),
             )
         })?;
         if self.kind.is_some_and(|k| k != kind) {
@@ -184,7 +185,7 @@ impl File {
     /// A message about this file; multi-file routes name the file, as the original did.
     fn message(&self, text: String) -> String {
         if self.kind.multi() {
-            format!("Error in file {}: {text}", self.original_name)
+            format!("Error in file {}: {text}", echo(&self.original_name))
         } else {
             text
         }
