@@ -52,8 +52,8 @@ stop_postgres() {
   local name=$1 data=$STATE/$1/data bin t; t=$(now)
   bin=/usr/lib/postgresql/$(cat "$data/PG_VERSION" 2>/dev/null || echo none)/bin
   if [ ! -x "$bin/pg_ctl" ] || ! runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    [ "$name" = pg ] && say postgres "not running"
-    return
+    [ "$name" != pg ] || say postgres "not running"
+    return 0
   fi
   runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null
   say "${name/pg/postgres}" "stopped ($(since "$t"))"
