@@ -5,7 +5,14 @@
 
 mod common;
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use common::{User, call, create_channel, create_thread, http, sign_up};
 use reqwest::Method;
@@ -195,22 +202,20 @@ async fn connection_rotation_never_fails_a_call() {
     // At least five seconds (five rotations of every connection) and 300 calls, however
     // slowly the machine runs them.
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
-    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let made = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for c in 0..16 {
         let (base, ada, thread, made) = (base.clone(), ada.clone(), thread.clone(), made.clone());
         clients.push(tokio::spawn(async move {
             let mut failures = Vec::new();
-            while tokio::time::Instant::now() < until
-                || made.load(std::sync::atomic::Ordering::Relaxed) < 300
-            {
+            while tokio::time::Instant::now() < until || made.load(Ordering::Relaxed) < 300 {
                 let (status, body) = if c % 4 == 0 {
                     let url = format!("{base}/api/messages/thread/{thread}?limit=5");
                     call(Method::GET, url, Some(&ada), None).await
                 } else {
                     post(&base, &ada, &thread, &format!("from {c}"), None).await
                 };
-                made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                made.fetch_add(1, Ordering::Relaxed);
                 if status >= 300 {
                     failures.push(format!("{status} {body}"));
                 }
@@ -222,7 +227,7 @@ async fn connection_rotation_never_fails_a_call() {
     for client in clients {
         failures.extend(client.await.unwrap());
     }
-    let calls = made.load(std::sync::atomic::Ordering::Relaxed);
+    let calls = made.load(Ordering::Relaxed);
     assert!(
         failures.is_empty(),
         "{} of {calls} calls failed: {:?}",

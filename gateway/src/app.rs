@@ -11,8 +11,12 @@ use axum::{
     response::{IntoResponse, Response},
     serve::ListenerExt as _,
 };
-use hilo_kit::grpc::RetryingChannel;
-use hilo_kit::{admin, grpc, shutdown::CancellationToken, telemetry};
+use hilo_kit::{
+    admin,
+    grpc::{self, RetryingChannel},
+    shutdown::CancellationToken,
+    telemetry,
+};
 use hilo_proto::{
     accounts::v1::accounts_service_client::AccountsServiceClient,
     channels::v1::channels_service_client::ChannelsServiceClient,
@@ -233,7 +237,6 @@ async fn timeout(State(limits): State<Timeouts>, req: Request, next: Next) -> Re
     }
 }
 
-/// Unknown routes: 404 with the path (API.md §2).
 /// Longest path segment a route matches: ids are at most 36 characters (UUIDs), providers
 /// and names shorter still.
 const MAX_SEGMENT: usize = 256;
@@ -254,6 +257,7 @@ async fn impossible_ids(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Unknown routes: 404 with the path (API.md §2).
 async fn not_found(req: Request) -> ApiError {
     let mut error = ApiError::not_found("Not Found");
     error.body.path = Some(req.uri().path().to_owned());

@@ -211,11 +211,11 @@ impl tower::Service<http::Request<Body>> for RetryingChannel {
 /// no stream after the GOAWAY's last one; the graceful close lets every earlier one finish),
 /// or the server refused the stream.
 fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
+    let refused = |e: &h2::Error| {
+        (e.is_go_away() && e.is_remote()) || e.reason() == Some(h2::Reason::REFUSED_STREAM)
+    };
     let mut cause = Some(error);
     while let Some(error) = cause {
-        let refused = |e: &h2::Error| {
-            (e.is_go_away() && e.is_remote()) || e.reason() == Some(h2::Reason::REFUSED_STREAM)
-        };
         if error
             .downcast_ref::<hyper::Error>()
             .is_some_and(hyper::Error::is_canceled)
