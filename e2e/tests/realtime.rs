@@ -13,7 +13,13 @@ use common::{ORIGIN, User, sign_up};
 use futures_util::SinkExt as _;
 use hilo_e2e::{Options, Stack};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{
+    Message,
+    protocol::frame::{
+        Frame,
+        coding::{Data, OpCode},
+    },
+};
 use ws::{FakeMessaging, Next, assert_silent, frame, join, next, open, send};
 
 async fn start(env: &[(&str, &str)]) -> (Stack, FakeMessaging) {
@@ -54,6 +60,33 @@ async fn realtime_upgrade_refusals_and_origin() {
         assert_eq!(plain.status(), 426, "{base}");
         let body: Value = plain.json().await.unwrap();
         assert_eq!(body["code"], "UPGRADE_REQUIRED");
+        // An upgrade with a broken handshake: 400 (a well-formed one gets as far as the
+        // session check).
+        let handshake = |key: Option<&str>, version: &str| {
+            let mut request = common::http()
+                .get(format!("{}/ws", base.replace("ws://", "http://")))
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-version", version);
+            if let Some(key) = key {
+                request = request.header("sec-websocket-key", key);
+            }
+            request.send()
+        };
+        let good = "dGhlIHNhbXBsZSBub25jZQ==";
+        for (key, version) in [
+            (None, "13"),
+            (Some("not-a-key"), "13"),
+            (Some("dGhlIHNhbXBsZSBub25jZQ"), "13"),
+            (Some("dGhlIHNhbXBsZSBub25jZR=="), "13"),
+            (Some(good), "8"),
+        ] {
+            let answer = handshake(key, version).await.unwrap();
+            assert_eq!(answer.status(), 400, "{base} {key:?} {version}");
+            let body: Value = answer.json().await.unwrap();
+            assert_eq!(body["code"], "BAD_REQUEST", "{base}");
+        }
+        assert_eq!(handshake(Some(good), "13").await.unwrap().status(), 401);
         // No session: 401; a bad origin: 403 (even with a session).
         assert_eq!(ws::connect(base, &[]).await.err(), Some(401), "{base}");
         for session in [("authorization", bearer.as_str()), ("cookie", &user.cookie)] {
@@ -419,6 +452,22 @@ async fn realtime_malformed_binary_and_oversized_frames() {
     match next(&mut socket, Duration::from_secs(5)).await {
         Next::Closed(Some((code, _))) => assert_eq!(code, 1009),
         other => panic!("expected close 1009, got {other:?}"),
+    }
+    // Past what the replica reads at all (a 1 MiB frame), and text that is not UTF-8: the
+    // close codes of RFC 6455, not a dropped connection.
+    let mut huge = open(&stack.realtimes[0], &ana.bearer()).await;
+    // The write may be cut short when the server closes: what matters is the close it sent.
+    let _ = huge.send(Message::text("x".repeat(1 << 20))).await;
+    match next(&mut huge, Duration::from_secs(5)).await {
+        Next::Closed(Some((code, _))) => assert_eq!(code, 1009),
+        other => panic!("expected close 1009 for 1 MiB, got {other:?}"),
+    }
+    let mut garbled = open(&stack.realtimes[0], &ana.bearer()).await;
+    let not_utf8 = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    garbled.send(Message::Frame(not_utf8)).await.unwrap();
+    match next(&mut garbled, Duration::from_secs(5)).await {
+        Next::Closed(Some((code, _))) => assert_eq!(code, 1007),
+        other => panic!("expected close 1007, got {other:?}"),
     }
     // The replica is alive and well.
     let mut again = open(&stack.realtimes[0], &ana.bearer()).await;

@@ -1,7 +1,7 @@
 //! One socket's life: client commands (`JOIN_THREAD`, `LEAVE_THREAD`, `TYPING`), deliveries
 //! from the hub (in seq order, de-duplicated against the replay), pings, idle timeout,
 //! session re-validation, and the close codes (1008 slow consumer or session ended, 1009 frame
-//! too big, 1012 replica restarting). Frames are documented in `proto/frames/*.schema.json`.
+//! too big, 1007 text not UTF-8, 1002 broken frame, 1012 replica restarting). Frames are documented in `proto/frames/*.schema.json`.
 
 use std::{
     collections::HashMap,
@@ -36,6 +36,12 @@ const PAGE: i32 = 500;
 const BATCH: usize = 64;
 /// One live delivery in this many is timed in `realtime_delivery_seconds`.
 const DELIVERY_SAMPLE: u64 = 8;
+/// How long the close frame may take to go out.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Closes for a frame the client sent (too big, not UTF-8, not WebSocket), and how long the
+/// socket is held after them.
+const LINGERS: [u16; 3] = [1002, 1007, 1009];
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Who opened the socket (established by the upgrade).
 #[derive(Clone, Debug)]
@@ -102,13 +108,33 @@ pub async fn run(mut socket: WebSocket, state: AppState, mut who: Who) {
             code,
             reason: Utf8Bytes::from_static(reason),
         }));
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), socket.send(frame)).await;
+        let sent = tokio::time::timeout(CLOSE_WAIT, socket.send(frame)).await;
+        if matches!(sent, Ok(Ok(()))) && LINGERS.contains(&code) {
+            // The client may still be sending what was refused: a connection closed with
+            // unread data is reset, and a reset can destroy the close frame before the client
+            // reads it. It cannot be drained safely (the rest of an oversized frame is
+            // unbounded), so the socket is held for a moment instead.
+            tokio::time::sleep(LINGER).await;
+        }
         tracing::info!(code, reason, user_id = %session.who.user_id, "socket closed by server");
     }
     drop(rx);
     state.hub.unregister(id, session.joined.keys().cloned());
     state.presence.offline(&session.who.user_id);
     metrics::gauge!("realtime_sockets").decrement(1.0);
+}
+
+/// The close a read error calls for (RFC 6455 7.4.1): 1009 for a frame or message over the
+/// limit, 1007 for a text frame that is not UTF-8, 1002 for a broken frame; none when the
+/// connection itself failed.
+fn read_error_close(error: axum::Error) -> Close {
+    use tungstenite::Error;
+    match error.into_inner().downcast::<Error>().map(|e| *e) {
+        Ok(Error::Capacity(_)) => Some((1009, "message too big")),
+        Ok(Error::Utf8(_)) => Some((1007, "invalid UTF-8")),
+        Ok(Error::Protocol(_)) => Some((1002, "protocol error")),
+        _ => None,
+    }
 }
 
 impl Session {
@@ -139,7 +165,8 @@ impl Session {
                 frame = socket.recv() => {
                     heard = Instant::now();
                     match frame {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Err(None),
+                        None | Some(Ok(Message::Close(_))) => return Err(None),
+                        Some(Err(error)) => return Err(read_error_close(error)),
                         Some(Ok(Message::Text(text))) => {
                             let span = tracing::info_span!(
                                 "command",

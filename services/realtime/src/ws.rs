@@ -1,6 +1,7 @@
-//! `GET /ws`: the upgrade. In order: no upgrade -> 426; an untrusted `Origin` -> 403 (no
-//! `Origin` at all is a native app and allowed); no valid session -> 401; then the socket is
-//! accepted with small buffers and handed to [`crate::session`].
+//! `GET /ws`: the upgrade. In order: no upgrade -> 426; a `Sec-WebSocket-Key` that is missing
+//! or not 16 bytes in base64, or a version other than 13 -> 400 (RFC 6455 4.2.1); an untrusted `Origin` -> 403 (no `Origin` at
+//! all is a native app and allowed); no valid session -> 401; then the socket is accepted with
+//! small buffers and handed to [`crate::session`].
 
 use axum::{
     extract::{
@@ -20,12 +21,33 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Ok(ws) = ws else {
-        return error(
-            StatusCode::UPGRADE_REQUIRED,
-            "UPGRADE_REQUIRED",
-            "Expected websocket",
-        );
+    let ws = match ws {
+        Ok(ws)
+            if headers
+                .get(header::SEC_WEBSOCKET_KEY)
+                .is_some_and(|key| is_websocket_key(key.as_bytes())) =>
+        {
+            ws
+        }
+        // An upgrade to WebSocket with a broken handshake.
+        Ok(_)
+        | Err(
+            WebSocketUpgradeRejection::WebSocketKeyHeaderMissing(_)
+            | WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_),
+        ) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "Invalid WebSocket handshake: Sec-WebSocket-Key must be 16 bytes in base64 and Sec-WebSocket-Version 13",
+            );
+        }
+        Err(_) => {
+            return error(
+                StatusCode::UPGRADE_REQUIRED,
+                "UPGRADE_REQUIRED",
+                "Expected websocket",
+            );
+        }
     };
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
@@ -81,6 +103,39 @@ pub async fn upgrade(
         })
 }
 
+/// A nonce of 16 bytes in base64: 22 characters of the alphabet, the last of them with its
+/// low 4 bits zero (they would be a 17th byte), then `==`.
+fn is_websocket_key(key: &[u8]) -> bool {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let Some((digits, b"==")) = key.split_at_checked(22) else {
+        return false;
+    };
+    digits.iter().all(|c| ALPHABET.contains(c)) && b"AQgw".contains(&digits[21])
+}
+
 fn unauthorized() -> Response {
     error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_websocket_key;
+
+    #[test]
+    fn websocket_keys_are_16_bytes_of_base64() {
+        // RFC 6455's example, and the 16 bytes 0xff.
+        assert!(is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(is_websocket_key(b"/////////////////////w=="));
+        for bad in [
+            &b""[..],
+            b"dGhlIHNhbXBsZSBub25jZQ",
+            b"dGhlIHNhbXBsZSBub25jZR==",
+            b"dGhlIHNhbXBsZSBub25jZQ=",
+            b"dGhlIHNhbXBsZSBub25jZQ===",
+            b"dGhlIHNhbXBsZSBub25j*Q==",
+            b"not a key",
+        ] {
+            assert!(!is_websocket_key(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }
