@@ -1,6 +1,7 @@
 //! The write path as clients see it: posts arriving together in one thread are stored together
 //! (group commit) yet each gets its own answer, and a sender's new name shows on new messages
-//! within seconds although messaging no longer asks accounts on every post.
+//! within seconds although messaging no longer asks accounts on every post; a call caught in a
+//! connection's rotation or cut off from the database fails nothing or says when to retry.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -234,4 +235,79 @@ async fn connection_rotation_never_fails_a_call() {
         failures.len(),
         &failures[..failures.len().min(5)]
     );
+}
+
+/// A post whose database connection is cut in the middle (PostgreSQL restarting, a failover,
+/// an operator ending sessions) is a 503 with `Retry-After`, never a 500, and its retry with
+/// the same Idempotency-Key stores it once.
+#[tokio::test]
+async fn a_post_cut_off_from_the_database_is_a_503_and_its_retry_stores_it_once() {
+    use sqlx::{Connection as _, PgConnection};
+    let stack = common::stack().await;
+    let base = stack.gateway().to_owned();
+    let ada = sign_up(&base, "Ada").await;
+    let thread = thread_of(&base, &ada).await;
+    // The post waits on a lock this test holds; its backend is then terminated.
+    let mut admin = PgConnection::connect(&stack.database_url).await.unwrap();
+    let mut holder = PgConnection::connect(&stack.database_url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE messaging.threads IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let send = {
+        let (base, bearer, thread) = (base.clone(), ada.bearer(), thread.clone());
+        move || {
+            http()
+                .post(format!("{base}/api/messages"))
+                .header("authorization", &bearer)
+                .header("idempotency-key", "cut-off-1")
+                .json(&json!({ "threadId": thread, "content": "survives" }))
+                .send()
+        }
+    };
+    let pending = tokio::spawn(send());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let waiting = loop {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+               AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() LIMIT 1",
+        )
+        .fetch_optional(&mut admin)
+        .await
+        .unwrap();
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the post never waited on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(waiting)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let cut = pending.await.unwrap().unwrap();
+    assert_eq!(cut.status(), 503, "{:?}", cut.text().await);
+    assert_eq!(cut.headers()["retry-after"], "1");
+    let body: Value = cut.json().await.unwrap();
+    assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
+    let retried = send().await.unwrap();
+    assert_eq!(retried.status(), 201);
+    let again = send().await.unwrap();
+    assert!(again.status().is_success(), "{}", again.status());
+    let url = format!("{base}/api/messages/thread/{thread}?limit=50");
+    let (status, page) = call(Method::GET, url, Some(&ada), None).await;
+    assert_eq!(status, 200);
+    let stored = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["content"] == "survives")
+        .count();
+    assert_eq!(stored, 1, "{page}");
 }

@@ -109,6 +109,9 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` of a 503 or 504: an upstream outage or restart is usually over in seconds.
+const RETRY_AFTER_SECS: u64 = 1;
+
 /// gRPC code -> HTTP status. The one table; everything else derives from it.
 pub fn http_status(code: Code) -> StatusCode {
     match code {
@@ -122,11 +125,10 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
         Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
         Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        // A call cut off on the way (its connection closed) is as transient as an outage.
+        Code::Unavailable | Code::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
         Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::Cancelled | Code::Unknown | Code::Internal | Code::DataLoss => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -166,12 +168,13 @@ impl From<tonic::Status> for ApiError {
             // Internal text stays in the log; the client gets the opaque default.
             tracing::error!(code = ?status.code(), message = status.message(), "service call failed");
             let code = default_code(http);
-            let message = if http == StatusCode::INTERNAL_SERVER_ERROR {
-                "Internal server error"
-            } else {
-                "Service unavailable"
-            };
-            return Self::new(http, code, message);
+            if http == StatusCode::INTERNAL_SERVER_ERROR {
+                return Self::new(http, code, "Internal server error");
+            }
+            // Transient: the client may try again in a moment.
+            let mut error = Self::new(http, code, "Service unavailable");
+            error.retry_after = Some(RETRY_AFTER_SECS);
+            return error;
         }
         let details = status.get_error_details();
         let code = details
@@ -231,6 +234,23 @@ mod tests {
             http_status(Code::Unavailable),
             StatusCode::SERVICE_UNAVAILABLE
         );
+        assert_eq!(
+            http_status(Code::Cancelled),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn transient_failures_say_when_to_retry() {
+        for code in [Code::Unavailable, Code::Cancelled, Code::DeadlineExceeded] {
+            let error = ApiError::from(tonic::Status::new(code, "pool timed out at 10.0.0.3"));
+            assert!(error.status.is_server_error());
+            assert_ne!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(error.retry_after, Some(RETRY_AFTER_SECS), "{code:?}");
+            assert!(!error.body.message.contains("10.0.0.3"));
+        }
+        let internal = ApiError::from(tonic::Status::internal("boom"));
+        assert_eq!(internal.retry_after, None);
     }
 
     #[test]

@@ -60,3 +60,22 @@ pub fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
         _ => false,
     }
 }
+
+/// True when `error` is the database being out of reach for a while, not the request's fault:
+/// the pool exhausted or closed, the connection lost, or PostgreSQL saying so (SQLSTATE
+/// classes 08 connection exception, 40 transaction rollback such as a deadlock or a
+/// serialization failure, 53 insufficient resources, and 57P01-57P03 shutting down or not yet
+/// accepting connections). Callers answer UNAVAILABLE (503 with `Retry-After`), never INTERNAL.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(code.get(..2), Some("08" | "40" | "53"))
+                || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}

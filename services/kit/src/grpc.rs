@@ -272,15 +272,29 @@ pub fn internal(error: impl std::fmt::Display) -> Status {
     Status::internal("internal error")
 }
 
-/// A database failure as a status: an exhausted or unreachable pool is UNAVAILABLE (the
-/// client may retry: 503 at the gateway), anything else INTERNAL. Causes are logged only.
+/// A database failure as a status: a transient one ([`crate::db::is_transient`]) is
+/// UNAVAILABLE (the client may retry: 503 at the gateway), anything else INTERNAL. Causes are
+/// logged only.
 pub fn db_error(error: sqlx::Error) -> Status {
-    match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            tracing::warn!(%error, "database unavailable");
-            Status::unavailable("database busy, try again")
+    if crate::db::is_transient(&error) {
+        tracing::warn!(%error, "database unavailable");
+        Status::unavailable("database busy, try again")
+    } else {
+        internal(error)
+    }
+}
+
+/// An upstream service's failure as this service's answer: what the caller can act on (a
+/// token it must refresh, a moment to wait) passes through, a transient failure of any kind
+/// is UNAVAILABLE, anything else INTERNAL (logged here).
+pub fn upstream_error(status: Status) -> Status {
+    match status.code() {
+        Code::Unauthenticated | Code::Unavailable => status,
+        Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted | Code::Aborted => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "upstream unavailable");
+            Status::unavailable("upstream unavailable, try again")
         }
-        other => internal(other),
+        _ => internal(format!("upstream call failed: {status}")),
     }
 }
 
@@ -302,4 +316,28 @@ pub fn invalid(reason: &str, message: &str, fields: &[(String, String)]) -> Stat
         details.add_bad_request_violation(field.clone(), description.clone());
     }
     Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_failures_are_unavailable_when_transient_and_opaque_otherwise() {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Cancelled,
+            Code::ResourceExhausted,
+            Code::Aborted,
+        ] {
+            let answer = upstream_error(Status::new(code, "h2 error at 10.0.0.3"));
+            assert_eq!(answer.code(), Code::Unavailable, "{code:?}");
+        }
+        let token = upstream_error(Status::unauthenticated("expired"));
+        assert_eq!(token.code(), Code::Unauthenticated);
+        let bug = upstream_error(Status::invalid_argument("bad field at 10.0.0.3"));
+        assert_eq!(bug.code(), Code::Internal);
+        assert!(!bug.message().contains("10.0.0.3"));
+    }
 }

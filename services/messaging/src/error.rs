@@ -1,7 +1,7 @@
 //! Messaging's errors and their one mapping to gRPC statuses.
 
 use hilo_kit::{
-    grpc::{db_error, echo, internal, status},
+    grpc::{db_error, echo, internal, status, upstream_error},
     validate::Invalid,
 };
 use tonic::{Code, Status};
@@ -61,12 +61,7 @@ impl From<Error> for Status {
                 "IDEMPOTENCY_KEY_REUSED",
                 "This Idempotency-Key was used for a different request",
             ),
-            Error::Upstream(status)
-                if matches!(status.code(), Code::Unauthenticated | Code::Unavailable) =>
-            {
-                status
-            }
-            Error::Upstream(status) => internal(format!("upstream call failed: {status}")),
+            Error::Upstream(status) => upstream_error(status),
             Error::Unavailable => Status::unavailable("database busy, try again"),
             Error::Db(error) => db_error(error),
             Error::Internal(error) => internal(format!("{error:#}")),

@@ -248,15 +248,12 @@ fn is_deadlock(error: &sqlx::Error) -> bool {
 }
 
 fn refused(error: sqlx::Error) -> Refused {
-    match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            tracing::warn!(%error, "database unavailable for posts");
-            Refused::Unavailable
-        }
-        other => {
-            tracing::error!(error = %other, "posts not stored");
-            Refused::Failed(other.to_string())
-        }
+    if hilo_kit::db::is_transient(&error) {
+        tracing::warn!(%error, "database unavailable for posts");
+        Refused::Unavailable
+    } else {
+        tracing::error!(%error, "posts not stored");
+        Refused::Failed(error.to_string())
     }
 }
 
