@@ -257,6 +257,36 @@ async fn realtime_gaps_are_fetched_and_old_resumes_resync() {
     assert_eq!(seq(&frame(&mut ahead).await), 11);
 }
 
+#[tokio::test]
+async fn realtime_reads_are_asked_again_when_messaging_is_briefly_unavailable() {
+    let (stack, fake) = start(&[]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let thread = fake.thread("c1", &[&ana.id]);
+    fake.store(&thread, "one");
+    fake.store(&thread, "two");
+    // Two refusals in a row (the thread's first join asks for its last seq, then the replay):
+    // the join goes through with its history.
+    fake.fail_next_event_lists(2);
+    let mut socket = open(&stack.realtimes[0], &ana.bearer()).await;
+    let frames = join(&mut socket, &thread, Some(0)).await;
+    let replayed: Vec<i64> = frames
+        .iter()
+        .filter(|f| f["seq"].is_i64())
+        .map(seq)
+        .collect();
+    assert_eq!(replayed, vec![1, 2]);
+    // Three in a row is an outage, not a blip: the client is told to try again.
+    fake.fail_next_event_lists(3);
+    let mut late = open(&stack.realtimes[1], &ana.bearer()).await;
+    send(
+        &mut late,
+        json!({"type": "JOIN_THREAD", "threadId": thread, "sinceSeq": 0}),
+    )
+    .await;
+    let refused = frame(&mut late).await;
+    assert_eq!(refused["code"], "UNAVAILABLE", "{refused}");
+}
+
 /// Reads a socket until `until` is seen (or 10 s of silence); the seqs of its event frames
 /// and its RESYNC_REQUIRED frames' `lastSeq`s, in arrival order (`-lastSeq` for the latter).
 async fn read_until(socket: &mut ws::Ws, until: i64) -> Vec<i64> {

@@ -7,7 +7,10 @@
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -162,6 +165,8 @@ pub struct FakeMessaging {
     nats: Option<async_nats::Client>,
     /// ListThreadEvents answers UNAVAILABLE until then (an outage of messaging).
     failing_until: Arc<Mutex<Option<std::time::Instant>>>,
+    /// ... and to this many calls more (a replica going away, one call at a time).
+    failures_left: Arc<AtomicUsize>,
 }
 
 impl FakeMessaging {
@@ -171,6 +176,7 @@ impl FakeMessaging {
             threads: Arc::default(),
             nats: Some(async_nats::connect(nats_url).await.unwrap()),
             failing_until: Arc::default(),
+            failures_left: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -254,6 +260,11 @@ impl FakeMessaging {
     /// ListThreadEvents fails (UNAVAILABLE) for the next `outage`.
     pub fn fail_event_lists_for(&self, outage: Duration) {
         *self.failing_until.lock().unwrap() = Some(std::time::Instant::now() + outage);
+    }
+
+    /// The next `calls` ListThreadEvents calls answer UNAVAILABLE.
+    pub fn fail_next_event_lists(&self, calls: usize) {
+        self.failures_left.store(calls, Ordering::SeqCst);
     }
 }
 
@@ -353,6 +364,10 @@ impl srv::MessagingService for FakeMessaging {
             .lock()
             .unwrap()
             .is_some_and(|until| std::time::Instant::now() < until)
+            || self
+                .failures_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
         {
             return Err(Status::unavailable("messaging is down"));
         }

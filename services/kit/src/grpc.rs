@@ -146,14 +146,19 @@ pub fn connect_with_timeout(url: &str, timeout: Duration) -> anyhow::Result<Chan
     Ok(endpoint.connect_lazy())
 }
 
-/// Attempts per call when the first ones never reached the server.
+/// Attempts per call when the first ones never reached the server (or, for reads, failed).
 const ATTEMPTS: usize = 3;
+/// Pause before a read is asked again after a failure the server saw.
+const READ_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A channel for unary calls that sends a call again when it never reached the server: a
 /// server closes each connection after `GRPC_MAX_CONNECTION_AGE_SECS` (GOAWAY), and a call
 /// queued on that connection at that moment fails with "operation was canceled" or a refused
 /// stream although nothing was processed. gRPC's own clients retry these transparently; tonic
-/// does not. Each call's (small) body is buffered to be sent again.
+/// does not. A read ([`is_read`]) is also asked again, after a short pause, when its connection
+/// failed under it or the server answered UNAVAILABLE (a replica shutting down, a pool
+/// momentarily empty), but not after its deadline. Each call's (small) body is buffered to be
+/// sent again.
 #[derive(Clone, Debug)]
 pub struct RetryingChannel(Channel);
 
@@ -186,24 +191,65 @@ impl tower::Service<http::Request<Body>> for RetryingChannel {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
+            let read = is_read(parts.uri.path());
             let mut attempt = 1;
             loop {
                 let request = http::Request::from_parts(
                     parts.clone(),
                     Body::new(http_body_util::Full::new(body.clone())),
                 );
+                let last = attempt == ATTEMPTS;
                 match channel.call(request).await {
-                    Err(error) if attempt < ATTEMPTS && never_sent(&error) => {
-                        attempt += 1;
+                    Err(error) if !last && never_sent(&error) => {
                         metrics::counter!("rpc_client_resent_total").increment(1);
                         tracing::debug!(%error, "call sent again on a new connection");
-                        channel.ready().await?;
+                    }
+                    Err(error) if !last && read && !timed_out(&error) => {
+                        metrics::counter!("rpc_client_read_retries_total").increment(1);
+                        tracing::debug!(%error, "read asked again after a failed connection");
+                        tokio::time::sleep(READ_BACKOFF).await;
+                    }
+                    Ok(response) if !last && read && unavailable(&response) => {
+                        metrics::counter!("rpc_client_read_retries_total").increment(1);
+                        tracing::debug!("read asked again after UNAVAILABLE");
+                        tokio::time::sleep(READ_BACKOFF).await;
                     }
                     result => return result.map_err(Into::into),
                 }
+                attempt += 1;
+                channel.ready().await?;
             }
         })
     }
+}
+
+/// Whether a method only reads, by its name (`/package.Service/Method`): Get, List,
+/// BatchGet, Authorize, Check and Stat calls change nothing, so asking twice is harmless.
+fn is_read(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or_default();
+    ["Get", "List", "BatchGet", "Authorize", "Check", "Stat"]
+        .iter()
+        .any(|verb| method.starts_with(verb))
+}
+
+/// A trailers-only answer of UNAVAILABLE (what a server says before doing anything).
+fn unavailable(response: &http::Response<Body>) -> bool {
+    response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == b"14")
+}
+
+/// Whether a call failed on its own deadline (asking again would only double the wait).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Whether a call's error says the server never saw it: the connection closed before the
@@ -321,6 +367,28 @@ pub fn invalid(reason: &str, message: &str, fields: &[(String, String)]) -> Stat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_told_apart_by_their_method_name() {
+        for read in [
+            "/hilo.accounts.v1.AccountsService/GetUser",
+            "/hilo.accounts.v1.AccountsService/BatchGetUsers",
+            "/hilo.messaging.v1.MessagingService/ListThreadEvents",
+            "/hilo.messaging.v1.MessagingService/AuthorizeThread",
+            "/hilo.channels.v1.ChannelsService/CheckPermission",
+            "/hilo.uploads.v1.UploadsService/StatObject",
+        ] {
+            assert!(is_read(read), "{read}");
+        }
+        for write in [
+            "/hilo.messaging.v1.MessagingService/PostMessage",
+            "/hilo.accounts.v1.AccountsService/SignUp",
+            "/hilo.accounts.v1.AccountsService/ExchangeSession",
+            "/hilo.channels.v1.ChannelsService/JoinChannel",
+        ] {
+            assert!(!is_read(write), "{write}");
+        }
+    }
 
     #[test]
     fn upstream_failures_are_unavailable_when_transient_and_opaque_otherwise() {
