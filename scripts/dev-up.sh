@@ -33,15 +33,18 @@ die() { echo "dev-up: $*" >&2; exit 1; }
 our_pid() {
   local pid
   pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && echo "$pid"
+  # A killed server whose parent has gone stays a zombie until init reaps it: not running.
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] &&
+    ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && echo "$pid"
 }
 
-# Fail fast, naming the owner, if anything (but TIME-WAIT leftovers) uses one of these ports.
+# Fail fast, naming the owner, if anything listens on one of these ports (connections left in
+# TIME-WAIT or FIN-WAIT by a killed server do not stop a new one from binding).
 port_free() {
   local p
   for p; do
-    [ -z "$(ss -Htan exclude time-wait "sport = :$p")" ] ||
-      die "port $p is already in use: $(ss -Htanp exclude time-wait "sport = :$p" | head -n 3)"
+    [ -z "$(ss -Hltn "sport = :$p")" ] ||
+      die "port $p is already in use: $(ss -Hltnp "sport = :$p" | head -n 3)"
   done
 }
 

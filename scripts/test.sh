@@ -30,6 +30,10 @@ cargo build --workspace --bins --locked
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 
+# It kills and restarts the shared NATS and PostgreSQL, so it runs when nothing else does.
+step "fault suite"
+cargo nextest run -p hilo-e2e --locked --run-ignored only -E 'binary(faults)' --no-capture
+
 step "helm chart"
 bash scripts/check-chart.sh
 

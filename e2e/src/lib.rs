@@ -122,6 +122,8 @@ pub struct Stack {
     /// which every autovacuum round visits).
     throwaway: Option<(String, String)>,
     children: Vec<(String, Child)>,
+    /// How each process was started (program and environment), to start it again.
+    specs: std::collections::HashMap<String, (PathBuf, Vec<(String, String)>)>,
 }
 
 impl Stack {
@@ -169,6 +171,7 @@ impl Stack {
             consumer_suffix,
             throwaway,
             children: Vec::new(),
+            specs: Default::default(),
             admins: Default::default(),
         };
         if let Some(dir) = &stack.log_dir {
@@ -405,6 +408,31 @@ impl Stack {
         Ok(child.wait().await?)
     }
 
+    /// Starts a process of the stack again, as it was started, once it has exited (after
+    /// [`Stack::signal`]), and waits until it listens. Its log continues in the same file.
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let (program, env) = self
+            .specs
+            .get(name)
+            .cloned()
+            .with_context(|| format!("no {name}"))?;
+        if let Some(i) = self.children.iter().position(|(n, _)| n == name) {
+            let (_, mut old) = self.children.remove(i);
+            tokio::time::timeout(Duration::from_secs(15), old.wait())
+                .await
+                .with_context(|| format!("{name} did not exit"))??;
+        }
+        self.launch(name, &program, &env)?;
+        let listen = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "LISTEN_ADDR")
+            .with_context(|| format!("{name} has no LISTEN_ADDR"))?
+            .1
+            .parse()?;
+        wait_tcp(listen, self).await
+    }
+
     /// Asks every process to stop (SIGTERM), then waits for them.
     pub async fn stop(mut self) {
         for (_, child) in &mut self.children {
@@ -474,7 +502,19 @@ impl Stack {
             self.admins
                 .insert(name.to_owned(), format!("http://{admin}"));
         }
-        let mut command = Command::new(bin.join(program));
+        let program = bin.join(program);
+        self.specs
+            .insert(name.to_owned(), (program.clone(), env.to_vec()));
+        self.launch(name, &program, env)
+    }
+
+    fn launch(
+        &mut self,
+        name: &str,
+        program: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let mut command = Command::new(program);
         command
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true)
@@ -484,7 +524,10 @@ impl Stack {
         }
         match &self.log_dir {
             Some(dir) => {
-                let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(format!("{name}.log")))?;
                 command
                     .stdout(log.try_clone()?)
                     .stderr(log)
@@ -496,7 +539,7 @@ impl Stack {
         }
         let child = command
             .spawn()
-            .with_context(|| format!("starting {}", bin.join(program).display()))?;
+            .with_context(|| format!("starting {}", program.display()))?;
         self.children.push((name.to_owned(), child));
         Ok(())
     }

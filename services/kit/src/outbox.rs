@@ -141,15 +141,32 @@ async fn publish_pending(
     Ok(pending.len())
 }
 
+/// Longest pause between two reconnection attempts: async-nats's default grows to 4 s, so a
+/// NATS restart of a few seconds left services deaf for up to 4 s more.
+const NATS_RECONNECT_MAX: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Connects to NATS, reconnecting for ever after a loss (1, 2, 4 ... ms apart, at most
+/// 500 ms), as every service does.
+pub async fn connect(nats_url: &str) -> anyhow::Result<async_nats::Client> {
+    use anyhow::Context as _;
+    async_nats::ConnectOptions::new()
+        .reconnect_delay_callback(|attempts| {
+            let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+            let delay = std::time::Duration::from_millis(2u64.saturating_pow(exp));
+            delay.min(NATS_RECONNECT_MAX)
+        })
+        .connect(nats_url)
+        .await
+        .context("connecting to NATS")
+}
+
 /// Connects to NATS and makes sure the events stream exists, as every service that publishes
 /// or consumes cross-service events does at start-up.
 pub async fn connect_events(
     nats_url: &str,
 ) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
     use anyhow::Context as _;
-    let nats = async_nats::connect(nats_url)
-        .await
-        .context("connecting to NATS")?;
+    let nats = connect(nats_url).await?;
     let js = jetstream::new(nats.clone());
     ensure_events_stream(&js)
         .await

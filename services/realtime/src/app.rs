@@ -65,9 +65,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.secret()?;
         config.trusted_origins()?;
-        let nats = async_nats::connect(&config.nats_url)
-            .await
-            .context("connecting to NATS")?;
+        let nats = hilo_kit::outbox::connect(&config.nats_url).await?;
         let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
         let redis = redis::aio::ConnectionManager::new(redis)
             .await
@@ -135,8 +133,12 @@ impl App {
             .with_state(state.clone());
         let stop = shutdown.clone();
         // TCP_NODELAY: small frames go out at once instead of waiting for a delayed ACK.
-        let listener = self.listener.tap_io(|tcp| {
+        let send_buffer = state.config.ws_send_buffer;
+        let listener = self.listener.tap_io(move |tcp| {
             let _ = tcp.set_nodelay(true);
+            if send_buffer > 0 {
+                let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer);
+            }
         });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -58,6 +58,11 @@ pub struct Config {
     /// go out in one write (allocated only once a socket receives something).
     #[arg(long, env = "WS_WRITE_BUFFER", default_value_t = 4096)]
     pub ws_write_buffer: usize,
+    /// The kernel's send buffer per connection in bytes (`SO_SNDBUF`); 0 leaves it to the
+    /// kernel, which on a fast link grows it to a megabyte or more. A bound caps the memory a
+    /// client that stopped reading can pin, and finds it out (1008) sooner.
+    #[arg(long, env = "WS_SEND_BUFFER", default_value_t = 0)]
+    pub ws_send_buffer: usize,
     /// Client commands per second per socket (burst: twice that).
     #[arg(long, env = "COMMANDS_PER_SEC", default_value_t = 20)]
     pub commands_per_sec: u32,
