@@ -149,7 +149,7 @@ impl TokenVerifier {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer)
             .ok_or_else(|| Status::unauthenticated("missing access token"))?;
         let claims = self.verify(token).map_err(|error| {
             tracing::debug!(%error, "access token rejected");
@@ -184,6 +184,14 @@ pub fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
+}
+
+/// The credentials of an `Authorization: Bearer <credentials>` value; the scheme's name is
+/// case-insensitive (RFC 9110 11.1), and spaces around the credentials are not part of them.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    let credentials = credentials.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
 }
 
 #[cfg(test)]
@@ -223,3 +231,4 @@ mod tests {
         assert!(TokenVerifier::load(&args("not a key")).await.is_err());
     }
 }
+

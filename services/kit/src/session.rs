@@ -107,9 +107,9 @@ impl Cookies {
         if let Some(bearer) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(crate::auth::bearer)
         {
-            let bearer = percent_decode_str(bearer.trim()).decode_utf8().ok()?;
+            let bearer = percent_decode_str(bearer).decode_utf8().ok()?;
             return if bearer.contains('.') {
                 self.verify(&bearer)
             } else {
@@ -290,5 +290,14 @@ mod tests {
             HeaderValue::from_static("Bearer raw-token"),
         );
         assert_eq!(c.token(&headers).as_deref(), Some("raw-token"));
+        // The scheme's name in any case (RFC 9110), spaces around the credentials ignored.
+        for value in ["bearer raw-token", "BEARER  raw-token ", "BeArEr raw-token"] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            assert_eq!(c.token(&headers).as_deref(), Some("raw-token"), "{value}");
+        }
+        for value in ["Basic raw-token", "Bearer", "Bearer  ", "Bearerraw-token"] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            assert_eq!(c.token(&headers).as_deref(), Some("tok"), "{value}: the cookie");
+        }
     }
 }
