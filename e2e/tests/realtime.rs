@@ -258,6 +258,39 @@ async fn realtime_gaps_are_fetched_and_old_resumes_resync() {
 }
 
 #[tokio::test]
+async fn realtime_a_burst_from_nats_is_one_delivery_not_a_slow_consumer() {
+    // A queue of 4 slots, and 300 events arriving at once (as when the relay publishes its
+    // backlog after NATS came back): the socket keeps up, so it keeps its place.
+    let (stack, fake) = start(&[("SEND_QUEUE", "4")]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let thread = fake.thread("c1", &[&ana.id]);
+    let mut socket = open(&stack.realtimes[0], &ana.bearer()).await;
+    join(&mut socket, &thread, None).await;
+    const BURST: i64 = 300;
+    let frames: Vec<Value> = (0..BURST)
+        .map(|i| fake.store(&thread, &format!("burst {i}")))
+        .collect();
+    let nats = fake.nats();
+    for frame in &frames {
+        nats.publish(
+            hilo_proto::subjects::thread(&thread),
+            serde_json::to_vec(frame).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    }
+    nats.flush().await.unwrap();
+    let mut seqs = Vec::new();
+    while seqs.len() < BURST as usize {
+        match next(&mut socket, Duration::from_secs(5)).await {
+            Next::Frame(frame) => seqs.push(seq(&frame)),
+            other => panic!("after {} events: {other:?}", seqs.len()),
+        }
+    }
+    assert_eq!(seqs, (1..=BURST).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn realtime_reads_are_asked_again_when_messaging_is_briefly_unavailable() {
     let (stack, fake) = start(&[]).await;
     let ana = sign_up(stack.gateway(), "Ana").await;

@@ -231,4 +231,3 @@ mod tests {
         assert!(TokenVerifier::load(&args("not a key")).await.is_err());
     }
 }
-

@@ -297,7 +297,11 @@ mod tests {
         }
         for value in ["Basic raw-token", "Bearer", "Bearer  ", "Bearerraw-token"] {
             headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
-            assert_eq!(c.token(&headers).as_deref(), Some("tok"), "{value}: the cookie");
+            assert_eq!(
+                c.token(&headers).as_deref(),
+                Some("tok"),
+                "{value}: the cookie"
+            );
         }
     }
 }

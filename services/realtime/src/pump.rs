@@ -13,7 +13,7 @@ use std::{
 
 use async_nats::Subscriber;
 use axum::extract::ws::Utf8Bytes;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use hilo_proto::messaging::v1::{ListThreadEventsRequest, ListThreadEventsResponse};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -38,6 +38,8 @@ const PAGE: i64 = 500;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Events held behind one hole before it is given up at once.
 const MAX_HELD: usize = 10_000;
+/// NATS messages already received that are put in order and released together.
+const BURST: usize = 1_000;
 
 /// A gap fetch's answer: the hole it was for (`after`, `until`) and messaging's reply.
 type Fetched = (i64, i64, Result<ListThreadEventsResponse, tonic::Status>);
@@ -83,10 +85,20 @@ pub async fn run(
     loop {
         let due = pump.repair.due.filter(|_| !pump.fetching);
         tokio::select! {
-            message = feeds.events.next() => match message {
-                Some(message) => pump.event(&message),
-                None => return,
-            },
+            message = feeds.events.next() => {
+                let Some(message) = message else { return };
+                // A burst (a backlog published after NATS or the relay came back) is released
+                // as one delivery: one queue slot per socket, however long the burst.
+                let (span, mut released) = pump.event(&message);
+                for _ in 0..BURST {
+                    let Some(Some(message)) = feeds.events.next().now_or_never() else { break };
+                    released.extend(pump.event(&message).1);
+                }
+                span.in_scope(|| pump.release(released));
+                if pump.order.held() > MAX_HELD {
+                    pump.give_up();
+                }
+            }
             Some(message) = feeds.typing.next() => pump.typing(&message),
             Some((after, until, result)) = fetched.recv() => pump.fetched(after, until, result),
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
@@ -98,7 +110,9 @@ pub async fn run(
 }
 
 impl Pump {
-    fn event(&mut self, message: &async_nats::Message) {
+    /// Puts a NATS message in order; the events it releases, and its delivery span (which
+    /// continues the publisher's trace).
+    fn event(&mut self, message: &async_nats::Message) -> (tracing::Span, Vec<Arc<Event>>) {
         #[derive(Deserialize)]
         struct Head<'a> {
             seq: i64,
@@ -110,7 +124,7 @@ impl Pump {
             Utf8Bytes::try_from(message.payload.clone()),
         ) else {
             tracing::warn!(thread_id = %self.thread_id, "unreadable thread event, dropped");
-            return;
+            return (tracing::Span::none(), Vec::new());
         };
         let span = tracing::info_span!(
             "deliver",
@@ -124,7 +138,6 @@ impl Pump {
             "trace_id",
             tracing::field::display(hilo_kit::telemetry::trace_id(&span)),
         );
-        let _entered = span.enter();
         let event = Arc::new(Event {
             thread_id: self.thread_id.clone(),
             seq: head.seq,
@@ -132,11 +145,8 @@ impl Pump {
             frame,
             received: Instant::now(),
         });
-        let released = self.order.push(event);
-        self.release(released);
-        if self.order.held() > MAX_HELD {
-            self.give_up();
-        }
+        let released = span.in_scope(|| self.order.push(event));
+        (span, released)
     }
 
     /// Schedules the repair of a hole, or forgets the repair once there is none.
