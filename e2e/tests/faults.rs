@@ -571,6 +571,14 @@ fn check(
                 seen.closes
             ));
         }
+        // A delay upstream (an outage, then a backlog at once) never closes a reader that
+        // keeps up.
+        if !spec.slow && seen.closes.contains(&1008) {
+            fail(format!(
+                "a reader that keeps up was closed as too slow: {:?}",
+                seen.closes
+            ));
+        }
         // Its close frame (1008) waits behind what it did not read, and goes when the
         // socket can take it within the close timeout; otherwise the connection is cut.
         if spec.slow && seen.reconnects == 0 {
