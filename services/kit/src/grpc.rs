@@ -45,6 +45,9 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding the gRPC listener on {addr}"))
 }
 
+/// The standard health service's name.
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// Serves `routes` plus `grpc.health.v1` and reflection (v1 and v1alpha) until shutdown.
 /// `health` is flipped to NOT_SERVING as soon as shutdown starts, so load balancers stop
 /// sending new calls while in-flight ones finish.
@@ -57,10 +60,16 @@ pub async fn serve(routes: Routes, opts: ServeOptions<'_>) -> anyhow::Result<()>
     }
     let mut routes = routes.add_service(health_service);
     if opts.args.grpc_reflection {
+        // One descriptor set holds every Hilo service; each server lists only what it serves
+        // (a client picking another would get UNIMPLEMENTED), and health.
         let reflection = || {
-            tonic_reflection::server::Builder::configure()
+            let builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(opts.descriptors)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name(HEALTH_SERVICE);
+            opts.service_names
+                .iter()
+                .fold(builder, |builder, name| builder.with_service_name(*name))
         };
         routes = routes
             .add_service(reflection().build_v1().context("building reflection v1")?)
