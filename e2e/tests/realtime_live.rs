@@ -270,17 +270,71 @@ async fn realtime_live_latencies_are_prometheus_histograms() {
     for seq in 1..=8 {
         assert_eq!(frame(&mut ws).await["seq"], seq);
     }
-    let expected = [
+    // And one refused call: a thread that does not exist (NOT_FOUND, code 5).
+    let (status, _) = call(
+        Method::POST,
+        format!("{base}/api/messages"),
+        Some(&ana),
+        Some(json!({ "threadId": uuid::Uuid::now_v7().to_string(), "content": "lost" })),
+    )
+    .await;
+    assert_eq!(status, 404);
+    const POST: &str = "rpc_method=\"/hilo.messaging.v1.MessagingService/PostMessage\"";
+    // Each series is a line holding all of these.
+    let expected: [(&str, &[&str]); 10] = [
+        // Process metrics and help text on every port.
+        ("gateway-0", &["process_resident_memory_bytes "]),
+        ("realtime-0", &["process_open_fds "]),
+        ("messaging", &["# HELP rpc_server_call_duration_seconds "]),
         (
             "realtime-0",
-            "realtime_delivery_seconds_bucket{le=\"+Inf\"}",
+            &["realtime_delivery_seconds_bucket{", "le=\"+Inf\""],
         ),
-        ("messaging", "relay_publish_lag_seconds_bucket{le=\"+Inf\"}"),
-        ("messaging", "rpc_server_call_duration_seconds_bucket{"),
-        ("gateway-0", "server_request_duration_seconds_bucket{"),
+        (
+            "messaging",
+            &["relay_publish_lag_seconds_bucket{", "le=\"+Inf\""],
+        ),
+        // RED per method, server side and in the caller: successes and errors by code.
+        (
+            "messaging",
+            &[
+                "rpc_server_call_duration_seconds_bucket{",
+                POST,
+                "rpc_grpc_status_code=\"0\"",
+            ],
+        ),
+        (
+            "messaging",
+            &[
+                "rpc_server_call_duration_seconds_bucket{",
+                POST,
+                "rpc_grpc_status_code=\"5\"",
+            ],
+        ),
+        (
+            "gateway-0",
+            &[
+                "rpc_client_call_duration_seconds_bucket{",
+                POST,
+                "rpc_grpc_status_code=\"0\"",
+            ],
+        ),
+        (
+            "gateway-0",
+            &[
+                "rpc_client_call_duration_seconds_bucket{",
+                POST,
+                "rpc_grpc_status_code=\"5\"",
+            ],
+        ),
+        ("gateway-0", &["server_request_duration_seconds_bucket{"]),
     ];
     for (process, series) in expected {
         let url = format!("{}/metrics", stack.admins[process]);
+        let found = |body: &str| {
+            body.lines()
+                .any(|line| series.iter().all(|part| line.contains(part)))
+        };
         // Samples reach the buckets at the next upkeep (every second).
         let mut body = String::new();
         for _ in 0..50 {
@@ -292,12 +346,12 @@ async fn realtime_live_latencies_are_prometheus_histograms() {
                 .text()
                 .await
                 .unwrap();
-            if body.contains(series) {
+            if found(&body) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(body.contains(series), "{process}: no {series} in\n{body}");
+        assert!(found(&body), "{process}: no {series:?} in\n{body}");
         assert!(
             !body.contains("quantile="),
             "{process}: summaries instead of histograms"

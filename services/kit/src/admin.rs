@@ -24,6 +24,7 @@ pub fn install_recorder() -> anyhow::Result<Handle> {
         .context("setting the histogram buckets")?
         .install_recorder()
         .context("installing the Prometheus recorder")?;
+    describe();
     let upkeep = handle.clone();
     // Recorded samples are drained into the buckets by upkeep; without it they pile up between
     // scrapes. On its own OS thread: at 200,000 deliveries/s a drain is work that would
@@ -51,7 +52,13 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding the admin listener on {addr}"))?;
     let bound = listener.local_addr()?;
-    let app = Router::new().route("/metrics", get(move || async move { handle.render() }));
+    let app = Router::new().route(
+        "/metrics",
+        get(move || async move {
+            record_process();
+            handle.render()
+        }),
+    );
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -61,4 +68,138 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+/// `# HELP` text of Hilo's metrics (each process exports those it records).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    let histograms = [
+        (
+            "server_request_duration_seconds",
+            "HTTP requests by method, route and status",
+        ),
+        (
+            "rpc_server_call_duration_seconds",
+            "gRPC calls served, by method and status code",
+        ),
+        (
+            "rpc_client_call_duration_seconds",
+            "gRPC calls made, by method and status code",
+        ),
+        (
+            "realtime_delivery_seconds",
+            "NATS receipt to socket write, 1 delivery in 8",
+        ),
+        (
+            "relay_publish_lag_seconds",
+            "thread event commit to JetStream acknowledgement",
+        ),
+    ];
+    for (name, help) in histograms {
+        describe_histogram!(name, Unit::Seconds, help);
+    }
+    let counters = [
+        (
+            "rpc_client_resent_total",
+            "gRPC calls sent again: they never reached the server",
+        ),
+        (
+            "rpc_client_read_retries_total",
+            "gRPC reads asked again after a failure",
+        ),
+        ("realtime_deliveries_total", "events written to sockets"),
+        (
+            "realtime_gap_fetches_total",
+            "holes in a thread's events fetched from messaging",
+        ),
+        (
+            "realtime_unfillable_holes_total",
+            "holes given up: sockets told RESYNC_REQUIRED",
+        ),
+        (
+            "realtime_slow_consumers_total",
+            "sockets closed 1008: their send queue overflowed",
+        ),
+        (
+            "realtime_resume_total",
+            "JOIN_THREAD with sinceSeq, by outcome",
+        ),
+        ("relay_published_total", "thread events published on NATS"),
+        (
+            "relay_publish_errors_total",
+            "thread event publications that failed (retried)",
+        ),
+    ];
+    for (name, help) in counters {
+        describe_counter!(name, help);
+    }
+    let gauges = [
+        ("realtime_sockets", "open WebSockets"),
+        (
+            "realtime_thread_subscriptions",
+            "threads with at least one local socket",
+        ),
+        (
+            "relay_partitions_owned",
+            "outbox partitions this messaging replica publishes",
+        ),
+        (
+            "relay_backlog_events",
+            "thread events committed, not yet published",
+        ),
+        (
+            "relay_backlog_age_seconds",
+            "age of the oldest unpublished thread event",
+        ),
+        (
+            "process_cpu_seconds_total",
+            "user and system CPU time of the process",
+        ),
+        (
+            "process_resident_memory_bytes",
+            "resident memory of the process",
+        ),
+        ("process_open_fds", "open file descriptors of the process"),
+        (
+            "process_start_time_seconds",
+            "start time of the process, since the Unix epoch",
+        ),
+    ];
+    for (name, help) in gauges {
+        describe_gauge!(name, help);
+    }
+}
+
+/// Prometheus's standard process metrics, read from `/proc` at each scrape (Linux; elsewhere
+/// they are absent).
+fn record_process() {
+    // The clock tick and page size of every Linux target Hilo ships for.
+    const TICKS_PER_SEC: f64 = 100.0;
+    const PAGE_BYTES: f64 = 4096.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // After the command name (in parentheses, and possibly with spaces) come fields 3...
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0.0);
+    metrics::gauge!("process_cpu_seconds_total").set((field(14) + field(15)) / TICKS_PER_SEC);
+    metrics::gauge!("process_resident_memory_bytes").set(field(24) * PAGE_BYTES);
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!("process_open_fds").set(fds.count() as f64);
+    }
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|stat| {
+        stat.lines()
+            .find_map(|line| line.strip_prefix("btime "))
+            .and_then(|secs| secs.trim().parse::<f64>().ok())
+    });
+    if let Some(boot) = boot {
+        metrics::gauge!("process_start_time_seconds").set(boot + field(22) / TICKS_PER_SEC);
+    }
 }

@@ -94,7 +94,7 @@ pub async fn serve(routes: Routes, opts: ServeOptions<'_>) -> anyhow::Result<()>
     Server::builder()
         .max_connection_age(opts.args.max_connection_age())
         .layer(trace)
-        .layer(tower::util::MapRequestLayer::new(stamp_start))
+        .layer(tower::layer::layer_fn(CallMetrics))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming(opts.listener), drain)
         .await
@@ -114,27 +114,59 @@ fn incoming(
     })
 }
 
-/// Records per-method call latency in the `rpc_server_call_duration_seconds` histogram.
-fn stamp_start<B>(req: http::Request<B>) -> http::Request<B> {
-    let method = req.uri().path().to_owned();
-    let started = Instant::now();
-    // Recorded when the request (and so this guard) is dropped, i.e. when the call ends.
-    let mut req = req;
-    req.extensions_mut().insert(CallTimer { method, started });
-    req
-}
-
+/// Records every call in `rpc_server_call_duration_seconds{rpc_method, rpc_grpc_status_code}`
+/// (a histogram: rate, errors and duration per method).
 #[derive(Clone)]
-struct CallTimer {
-    method: String,
-    started: Instant,
+struct CallMetrics<S>(S);
+
+impl<S, B, R> tower::Service<http::Request<B>> for CallMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let started = Instant::now();
+        let call = self.0.call(request);
+        Box::pin(async move {
+            let result = call.await;
+            let code = result
+                .as_ref()
+                .map_or(Code::Unknown, |r| status_code(r.headers()));
+            record_call("rpc_server_call_duration_seconds", method, code, started);
+            result
+        })
+    }
 }
 
-impl Drop for CallTimer {
-    fn drop(&mut self) {
-        metrics::histogram!("rpc_server_call_duration_seconds", "rpc_method" => self.method.clone())
-            .record(self.started.elapsed().as_secs_f64());
-    }
+/// The status of a unary answer as its head tells it: a failure is trailers-only (its
+/// `grpc-status` in the head); a head without one is a reply on its way (OK).
+fn status_code(headers: &http::HeaderMap) -> Code {
+    headers
+        .get("grpc-status")
+        .map_or(Code::Ok, |code| Code::from_bytes(code.as_bytes()))
+}
+
+/// One call in a `rpc_*_call_duration_seconds` histogram, labelled with its method and
+/// numeric status code (OpenTelemetry's `rpc.grpc.status_code`).
+fn record_call(name: &'static str, method: String, code: Code, started: Instant) {
+    metrics::histogram!(
+        name,
+        "rpc_method" => method,
+        "rpc_grpc_status_code" => (code as i32).to_string(),
+    )
+    .record(started.elapsed().as_secs_f64());
 }
 
 /// A lazily connected channel to `url` (e.g. `http://127.0.0.1:50051`). Built once at start-up
@@ -200,7 +232,9 @@ impl tower::Service<http::Request<Body>> for RetryingChannel {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let body = body.collect().await?.to_bytes();
-            let read = is_read(parts.uri.path());
+            let method = parts.uri.path().to_owned();
+            let started = Instant::now();
+            let read = is_read(&method);
             let mut attempt = 1;
             loop {
                 let request = http::Request::from_parts(
@@ -223,7 +257,14 @@ impl tower::Service<http::Request<Body>> for RetryingChannel {
                         tracing::debug!("read asked again after UNAVAILABLE");
                         tokio::time::sleep(READ_BACKOFF).await;
                     }
-                    result => return result.map_err(Into::into),
+                    result => {
+                        // A call that never got an answer is UNAVAILABLE to its caller.
+                        let code = result
+                            .as_ref()
+                            .map_or(Code::Unavailable, |r| status_code(r.headers()));
+                        record_call("rpc_client_call_duration_seconds", method, code, started);
+                        return result.map_err(Into::into);
+                    }
                 }
                 attempt += 1;
                 channel.ready().await?;
