@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import pathlib
 import re
 import shutil
@@ -138,7 +139,109 @@ _HTTP_ROUTE_V1 = {
         },
     },
 }
-EXTRA_SCHEMAS = {("gateway.networking.k8s.io/v1", "HTTPRoute"): _HTTP_ROUTE_V1}
+# The Prometheus Operator's CRDs, as far as the chart uses them (monitoring.coreos.com/v1).
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+_DURATION = {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}
+_METADATA = {
+    "type": "object",
+    "required": ["name", "namespace"],
+    "properties": {"name": {"type": "string", "minLength": 1}, "namespace": {"type": "string"}, "labels": _LABELS},
+}
+_SERVICE_MONITOR_V1 = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "endpoints"],
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["matchLabels"],
+                    "properties": {"matchLabels": _LABELS},
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}, "any": {"type": "boolean"}},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["port"],
+                        "properties": {
+                            "port": {"type": "string", "minLength": 1},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "interval": _DURATION,
+                            "scrapeTimeout": _DURATION,
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+_PROMETHEUS_RULE_V1 = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "rules": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["alert", "expr", "labels", "annotations"],
+                                    "properties": {
+                                        "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                        "expr": {"type": "string", "minLength": 1},
+                                        "for": _DURATION,
+                                        "labels": {
+                                            "type": "object",
+                                            "required": ["severity"],
+                                            "properties": {"severity": {"enum": ["critical", "warning", "info"]}},
+                                        },
+                                        "annotations": {
+                                            "type": "object",
+                                            "required": ["summary"],
+                                            "additionalProperties": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+EXTRA_SCHEMAS = {
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): _HTTP_ROUTE_V1,
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): _SERVICE_MONITOR_V1,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): _PROMETHEUS_RULE_V1,
+}
 
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
 
@@ -470,6 +573,32 @@ def chart_rules(docs: list[tuple[str, dict]], values: dict) -> list[str]:
         for rule in route["spec"].get("rules") or []:
             for b in rule.get("backendRefs") or []:
                 check_backend(f"HTTPRoute/{name}", b["name"], b.get("port"))
+
+    # A ServiceMonitor scrapes a rendered Service, by a port that Service has.
+    for name, monitor in by_kind.get("ServiceMonitor", {}).items():
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        matched = [s for s in services.values() if wanted.items() <= (s["metadata"].get("labels") or {}).items()]
+        if not matched:
+            problems.append(f"ServiceMonitor/{name}: selects no rendered Service")
+        for endpoint in monitor["spec"]["endpoints"]:
+            for svc in matched:
+                check_backend(f"ServiceMonitor/{name}", svc["metadata"]["name"], endpoint["port"])
+    # Alert expressions: balanced brackets and no template text left over.
+    for name, rule in by_kind.get("PrometheusRule", {}).items():
+        for group in rule["spec"]["groups"]:
+            for r in group["rules"]:
+                expr = r["expr"]
+                if any(expr.count(a) != expr.count(b) for a, b in ("()", "{}", "[]")) or "{{" in expr:
+                    problems.append(f"PrometheusRule/{name} {r['alert']}: malformed expr {expr!r}")
+    # Dashboards: JSON with panels.
+    for name, cm in by_kind.get("ConfigMap", {}).items():
+        for key, text in (cm.get("data") or {}).items():
+            if key.endswith(".json"):
+                try:
+                    if not json.loads(text).get("panels"):
+                        problems.append(f"ConfigMap/{name} {key}: a dashboard without panels")
+                except ValueError as e:
+                    problems.append(f"ConfigMap/{name} {key}: not JSON: {e}")
 
     hooks = [set((d["metadata"].get("annotations") or {}).get("helm.sh/hook", "").split(",")) for _, d in docs]
     if not any("test" in h for h in hooks):
