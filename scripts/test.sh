@@ -34,6 +34,9 @@ cargo nextest run --workspace --locked --no-fail-fast
 step "fault suite"
 cargo nextest run -p hilo-e2e --locked --run-ignored only -E 'binary(faults)' --no-capture
 
+step "OpenAPI document"
+bash scripts/check-openapi.sh
+
 step "helm chart"
 bash scripts/check-chart.sh
 

@@ -183,6 +183,27 @@ async fn probes_root_and_openapi_answer() {
         assert!(spec["paths"].get(path).is_some(), "{path} is documented");
     }
     assert!(spec["paths"]["/api/users/{id}"].get("patch").is_some());
+    // The WebSocket is described, and the frame schemas it links to are served.
+    let ws = spec["paths"]["/ws"]["get"]["description"].as_str().unwrap();
+    for schema in ["client", "server", "thread-events"] {
+        let url = format!("/frames/{schema}.schema.json");
+        assert!(ws.contains(&url), "{url} is linked");
+        let served: Value = http()
+            .get(format!("{base}{url}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(served["$schema"].is_string(), "{url}: {served}");
+    }
+    let missing = http()
+        .get(format!("{base}/frames/secret.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
     let docs = http()
         .get(format!("{base}/docs"))
         .send()

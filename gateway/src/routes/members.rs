@@ -53,6 +53,7 @@ async fn joined(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     /// 1..100 (default 100).
     limit: Option<String>,

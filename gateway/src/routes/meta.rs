@@ -2,7 +2,7 @@
 
 use axum::{
     Router,
-    extract::State,
+    extract::{Path, State},
     http::{StatusCode, header},
     response::{Html, IntoResponse},
     routing::get,
@@ -22,6 +22,27 @@ pub fn router(openapi: String) -> Router<AppState> {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
         )
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+        .route("/frames/{name}", get(frame_schema))
+}
+
+/// The JSON Schemas of the WebSocket frames (linked from `/ws` in the OpenAPI document).
+async fn frame_schema(Path(name): Path<String>) -> impl IntoResponse {
+    let schema = match name.as_str() {
+        "client.schema.json" => include_str!("../../../proto/frames/client.schema.json"),
+        "server.schema.json" => include_str!("../../../proto/frames/server.schema.json"),
+        "thread-events.schema.json" => {
+            include_str!("../../../proto/frames/thread-events.schema.json")
+        }
+        _ => {
+            return crate::error::ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "No such schema",
+            )
+            .into_response();
+        }
+    };
+    ([(header::CONTENT_TYPE, "application/schema+json")], schema).into_response()
 }
 
 /// Ready when Redis answers and every service reports SERVING; 503 otherwise, naming what

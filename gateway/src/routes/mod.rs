@@ -8,6 +8,7 @@ pub mod members;
 pub mod messages;
 pub mod meta;
 pub mod oauth;
+pub mod openapi;
 mod presign;
 pub mod threads;
 pub mod uploads;

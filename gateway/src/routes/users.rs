@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// `limit`/`offset` as query text, so that bad values get a 400 naming the field.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// 1..100 (larger values are clamped); default 50.
     limit: Option<String>,
