@@ -18,6 +18,13 @@ set -a
 . "${HILO_INFRA_DIR:-/tmp/hilo-infra}/env"
 set +a
 
+# The API reference is tested in a real headless browser (Debian's chromium).
+if ! command -v chromium >/dev/null; then
+  step "headless browser (apt: chromium)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 step "format"
 cargo fmt --all -- --check
 

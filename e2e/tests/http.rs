@@ -215,6 +215,90 @@ async fn probes_root_and_openapi_answer() {
     assert!(docs.contains("/openapi.json"));
 }
 
+/// The API reference renders every operation in a real headless browser, from what the
+/// gateway serves alone (nothing from elsewhere: it must work offline and under its CSP).
+#[tokio::test]
+async fn docs_render_every_operation_in_a_headless_browser() {
+    let stack = stack().await;
+    let base = stack.gateway();
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })
+        .expect("no headless browser: scripts/test.sh installs Debian's chromium");
+    for asset in ["/docs", "/docs/docs.js", "/docs/docs.css"] {
+        let response = http().get(format!("{base}{asset}")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        let csp = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("default-src 'self'"), "{asset}: {csp}");
+        let text = response.text().await.unwrap();
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{asset} loads nothing from elsewhere"
+        );
+    }
+    let spec: Value = http()
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str().map(str::to_owned))
+        .collect();
+    assert!(ids.len() >= 50, "{} operations", ids.len());
+    let profile = tempfile_dir();
+    let output = tokio::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.display()),
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            &format!("{base}/docs"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dom.contains(&format!("data-rendered=\"{}\"", ids.len())),
+        "the page did not render {} operations: {}",
+        ids.len(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for id in &ids {
+        assert!(
+            dom.contains(&format!("data-operation=\"{id}\"")),
+            "{id} not rendered"
+        );
+    }
+}
+
+/// A fresh directory for a browser profile.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("browser-{}", common::random(8)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[tokio::test]
 async fn logs_are_json_carry_one_trace_id_across_gateway_and_accounts_and_hold_no_secrets() {
     let stack = stack().await;

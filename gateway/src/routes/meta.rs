@@ -4,7 +4,7 @@ use axum::{
     Router,
     extract::{Path, State},
     http::{StatusCode, header},
-    response::{Html, IntoResponse},
+    response::IntoResponse,
     routing::get,
 };
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
@@ -21,7 +21,18 @@ pub fn router(openapi: String) -> Router<AppState> {
             "/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
         )
-        .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+        .route(
+            "/docs",
+            get(|| async { docs_asset("text/html; charset=utf-8", DOCS_PAGE) }),
+        )
+        .route(
+            "/docs/docs.js",
+            get(|| async { docs_asset("text/javascript; charset=utf-8", DOCS_SCRIPT) }),
+        )
+        .route(
+            "/docs/docs.css",
+            get(|| async { docs_asset("text/css; charset=utf-8", DOCS_STYLE) }),
+        )
         .route("/frames/{name}", get(frame_schema))
 }
 
@@ -75,17 +86,24 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     (status, axum::Json(serde_json::Value::Object(report)))
 }
 
-/// An API reference page that renders `/openapi.json` (Scalar, loaded from its CDN).
-const DOCS_PAGE: &str = r#"<!doctype html>
-<html>
-  <head>
-    <title>Hilo API</title>
-    <meta charset="utf-8" />
-    <meta name="viewport" content="width=device-width, initial-scale=1" />
-  </head>
-  <body>
-    <script id="api-reference" data-url="/openapi.json"></script>
-    <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
-  </body>
-</html>
-"#;
+/// The API reference page: the gateway's own small renderer of `/openapi.json`, served from
+/// the binary (no CDN: it works offline, in air-gapped clusters, and under the strict CSP it is
+/// sent with).
+const DOCS_PAGE: &str = include_str!("docs/index.html");
+const DOCS_SCRIPT: &str = include_str!("docs/docs.js");
+const DOCS_STYLE: &str = include_str!("docs/docs.css");
+
+/// A docs file with its type, a CSP that allows nothing from elsewhere, and a short cache.
+fn docs_asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+}
