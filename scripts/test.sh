@@ -25,6 +25,17 @@ if ! command -v chromium >/dev/null; then
     apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
+# A Python grpcio client that uses reflection only (e2e/tests/grpc.rs runs it), pinned.
+step "gRPC reflection client (pip: grpcio)"
+GRPC_REQS="grpcio==1.68.1 grpcio-reflection==1.68.1 grpcio-health-checking==1.68.1"
+if [ "$(cat .infra/grpc-venv/.stamp 2>/dev/null)" != "$GRPC_REQS" ]; then
+  mkdir -p .infra
+  python3 -m venv .infra/grpc-venv
+  # shellcheck disable=SC2086 # the requirement list is split on purpose
+  .infra/grpc-venv/bin/pip install -q --disable-pip-version-check --only-binary=:all: $GRPC_REQS
+  echo "$GRPC_REQS" > .infra/grpc-venv/.stamp
+fi
+
 step "format"
 cargo fmt --all -- --check
 

@@ -1,5 +1,6 @@
-//! The accounts gRPC API called directly, as an internal system would: every user-facing RPC
-//! verifies the caller's access token itself; health and reflection answer.
+//! The gRPC APIs called directly, as an internal system would: every user-facing RPC verifies
+//! the caller's access token itself; health and reflection answer, and a Python grpcio client
+//! with reflection alone can call every service.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 mod common;
@@ -238,4 +239,78 @@ fn tokio_stream_once<T: Send + 'static>(
     item: T,
 ) -> impl tonic::codegen::tokio_stream::Stream<Item = T> + Send + 'static {
     tonic::codegen::tokio_stream::iter([item])
+}
+
+/// Every service as a Python grpcio client sees it with reflection alone (no .proto files):
+/// health SERVING, only its own service listed, one call with an access token answered, the
+/// same call without one refused. The client's venv is prepared by scripts/test.sh.
+#[tokio::test]
+async fn every_service_works_for_a_client_that_only_has_reflection() {
+    let python = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../.infra/grpc-venv/bin/python"
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/grpc_reflection_client.py"
+    );
+    assert!(
+        std::path::Path::new(python).exists(),
+        "no {python}: scripts/test.sh prepares it"
+    );
+    let stack = stack().await;
+    let ada = sign_up(stack.gateway(), "Ada").await;
+    let channel = create_channel(stack.gateway(), &ada, "reflected", false).await;
+    let token = access_token(&stack.private_key_pem, &ada.id);
+    let calls = [
+        (
+            &stack.accounts,
+            "hilo.accounts.v1.AccountsService",
+            "GetUser",
+            json!({"userId": ada.id}),
+        ),
+        (
+            &stack.channels,
+            "hilo.channels.v1.ChannelsService",
+            "ListJoinedChannels",
+            json!({}),
+        ),
+        (
+            &stack.messaging,
+            "hilo.messaging.v1.MessagingService",
+            "ListThreads",
+            json!({"channelId": channel}),
+        ),
+        (
+            &stack.uploads,
+            "hilo.uploads.v1.UploadsService",
+            "GetLimits",
+            json!({}),
+        ),
+    ];
+    for (url, service, method, request) in calls {
+        let addr = url.trim_start_matches("http://");
+        let output = tokio::process::Command::new(python)
+            .args([script, addr, service, method, &request.to_string(), &token])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{service}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(seen["health"], "SERVING", "{service}: {seen}");
+        assert_eq!(
+            seen["services"],
+            json!(["grpc.health.v1.Health", service]),
+            "{seen}"
+        );
+        assert_eq!(seen["authorized"], "OK", "{service}: {seen}");
+        assert_eq!(seen["refused"], "UNAUTHENTICATED", "{service}: {seen}");
+        if method == "GetUser" {
+            assert_eq!(seen["response"]["user"]["id"], ada.id.as_str(), "{seen}");
+        }
+    }
 }
