@@ -281,7 +281,12 @@ async fn realtime_live_latencies_are_prometheus_histograms() {
     assert_eq!(status, 404);
     const POST: &str = "rpc_method=\"/hilo.messaging.v1.MessagingService/PostMessage\"";
     // Each series is a line holding all of these.
-    let expected: [(&str, &[&str]); 10] = [
+    let expected: [(&str, &[&str]); 14] = [
+        // Pools, connections and work in flight.
+        ("messaging", &["db_pool_connections{", "state=\"idle\""]),
+        ("realtime-0", &["nats_connected 1"]),
+        ("gateway-0", &["http_server_active_requests "]),
+        ("messaging", &["rpc_server_active_calls "]),
         // Process metrics and help text on every port.
         ("gateway-0", &["process_resident_memory_bytes "]),
         ("realtime-0", &["process_open_fds "]),

@@ -56,6 +56,13 @@ pub async fn serve(
         "/metrics",
         get(move || async move {
             record_process();
+            for read in PROBES
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+            {
+                read();
+            }
             handle.render()
         }),
     );
@@ -68,6 +75,41 @@ pub async fn serve(
         }
     });
     Ok(bound)
+}
+
+/// What a scrape reads from the process's clients: set once at start-up by whoever builds them
+/// ([`watch_pool`], [`watch_nats`]).
+type Probe = Box<dyn Fn() + Send + Sync>;
+static PROBES: std::sync::Mutex<Vec<Probe>> = std::sync::Mutex::new(Vec::new());
+
+fn probe(read: impl Fn() + Send + Sync + 'static) {
+    PROBES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(Box::new(read));
+}
+
+/// Reports a PostgreSQL pool at each scrape: `db_pool_connections{pool, state}` (idle, in use)
+/// and `db_pool_max_connections{pool}`.
+pub fn watch_pool(name: &'static str, pool: &sqlx::PgPool) {
+    let pool = pool.clone();
+    probe(move || {
+        let (size, idle) = (pool.size() as f64, pool.num_idle() as f64);
+        metrics::gauge!("db_pool_connections", "pool" => name, "state" => "idle").set(idle);
+        metrics::gauge!("db_pool_connections", "pool" => name, "state" => "in_use")
+            .set(size - idle);
+        metrics::gauge!("db_pool_max_connections", "pool" => name)
+            .set(f64::from(pool.options().get_max_connections()));
+    });
+}
+
+/// Reports a NATS connection at each scrape: `nats_connected` 1 or 0.
+pub fn watch_nats(client: &async_nats::Client) {
+    let client = client.clone();
+    probe(move || {
+        let up = client.connection_state() == async_nats::connection::State::Connected;
+        metrics::gauge!("nats_connected").set(if up { 1.0 } else { 0.0 });
+    });
 }
 
 /// `# HELP` text of Hilo's metrics (each process exports those it records).
@@ -151,6 +193,14 @@ fn describe() {
             "relay_backlog_age_seconds",
             "age of the oldest unpublished thread event",
         ),
+        (
+            "db_pool_connections",
+            "PostgreSQL pool connections, idle or in use",
+        ),
+        ("db_pool_max_connections", "PostgreSQL pool size limit"),
+        ("nats_connected", "1 while the NATS connection is up"),
+        ("http_server_active_requests", "HTTP requests being served"),
+        ("rpc_server_active_calls", "gRPC calls being served"),
         (
             "process_cpu_seconds_total",
             "user and system CPU time of the process",

@@ -16,12 +16,14 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::R
     let options = PgConnectOptions::from_str(url)
         .context("parsing DATABASE_URL")?
         .options([("search_path", schema)]);
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
-        .context("connecting to PostgreSQL")
+        .context("connecting to PostgreSQL")?;
+    crate::admin::watch_pool("postgresql", &pool);
+    Ok(pool)
 }
 
 /// Creates `schema` if needed and applies the migrations. Safe to run from several replicas

@@ -139,8 +139,10 @@ where
         let method = request.uri().path().to_owned();
         let started = Instant::now();
         let call = self.0.call(request);
+        let active = telemetry::Active::start(metrics::gauge!("rpc_server_active_calls"));
         Box::pin(async move {
             let result = call.await;
+            drop(active);
             let code = result
                 .as_ref()
                 .map_or(Code::Unknown, |r| status_code(r.headers()));

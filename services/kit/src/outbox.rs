@@ -149,7 +149,7 @@ const NATS_RECONNECT_MAX: std::time::Duration = std::time::Duration::from_millis
 /// 500 ms), as every service does.
 pub async fn connect(nats_url: &str) -> anyhow::Result<async_nats::Client> {
     use anyhow::Context as _;
-    async_nats::ConnectOptions::new()
+    let client = async_nats::ConnectOptions::new()
         .reconnect_delay_callback(|attempts| {
             let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
             let delay = std::time::Duration::from_millis(2u64.saturating_pow(exp));
@@ -157,7 +157,9 @@ pub async fn connect(nats_url: &str) -> anyhow::Result<async_nats::Client> {
         })
         .connect(nats_url)
         .await
-        .context("connecting to NATS")
+        .context("connecting to NATS")?;
+    crate::admin::watch_nats(&client);
+    Ok(client)
 }
 
 /// Connects to NATS and makes sure the events stream exists, as every service that publishes

@@ -211,7 +211,9 @@ pub async fn observe(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
+    let active = Active::start(metrics::gauge!("http_server_active_requests"));
     let response = next.run(req).instrument(span.clone()).await;
+    drop(active);
     record_response(&span, "http", route, response.status().as_u16(), started);
     let _entered = span.enter();
     if response.status().is_server_error() {
@@ -220,6 +222,23 @@ pub async fn observe(req: Request, next: Next) -> Response {
         tracing::info!(status = response.status().as_u16(), "request served");
     }
     response
+}
+
+/// One request or call in an in-flight gauge, for as long as it lives (also when its future is
+/// dropped: a client that went away).
+pub(crate) struct Active(metrics::Gauge);
+
+impl Active {
+    pub(crate) fn start(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
