@@ -31,6 +31,7 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
 };
 
 use crate::{
@@ -58,7 +59,8 @@ pub struct Shared {
     pub base_url: String,
     pub trusted_origins: Vec<String>,
     pub auth_rate_limit: RateLimit,
-    pub trust_forwarded_for: bool,
+    /// TRUSTED_PROXY_HOPS: which `X-Forwarded-For` entry is the client.
+    pub proxy_hops: u8,
     /// `host:port` of the realtime replica `/ws` is handed to.
     pub realtime: Option<String>,
 }
@@ -106,7 +108,7 @@ impl App {
             base_url: config.better_auth_url.trim_end_matches('/').to_owned(),
             trusted_origins: config.trusted_origins()?,
             auth_rate_limit: config.auth_rate_limit,
-            trust_forwarded_for: config.trust_forwarded_for,
+            proxy_hops: config.proxy_hops(),
             realtime: config.realtime_addr()?,
         }));
         let router = router(state, &config)?;
@@ -153,13 +155,28 @@ pub fn openapi() -> anyhow::Result<String> {
     routes::openapi::document().context("serialising the OpenAPI document")
 }
 
-/// The whole HTTP surface with its layers, outermost first: request id, panic catcher,
-/// request span + metrics, CORS, impossible ids, timeout, JSON error bodies.
+/// The whole HTTP surface with its layers, outermost first: hardening headers, request id,
+/// panic catcher, request span + metrics, CORS, origin check, impossible ids, timeout,
+/// JSON error bodies.
 fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
     let (api, _) = routes::api();
     let openapi = openapi()?;
     let request_id = HeaderName::from_static("x-request-id");
+    // On every response: no MIME sniffing (an error body or a file is never run as a page)
+    // and no framing by other sites (clickjacking); pages with a CSP of their own keep it.
     let layers = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(CatchPanicLayer::custom(|_| {
@@ -167,6 +184,10 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         }))
         .layer(middleware::from_fn(telemetry::observe))
         .layer(cors(config)?)
+        .layer(middleware::from_fn_with_state(
+            Arc::<[String]>::from(config.trusted_origins()?),
+            origin_check,
+        ))
         .layer(middleware::from_fn(impossible_ids))
         .layer(middleware::from_fn_with_state(
             Timeouts {
@@ -214,6 +235,17 @@ fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
             HeaderName::from_static("x-retry-after"),
         ])
         .max_age(std::time::Duration::from_secs(600)))
+}
+
+/// Refuses (403) unsafe requests from untrusted origins, and those sent by cookie with no
+/// origin at all: the CSRF defence of every route ([`crate::auth::check_origin`]).
+async fn origin_check(State(trusted): State<Arc<[String]>>, req: Request, next: Next) -> Response {
+    if !req.method().is_safe()
+        && let Err(error) = crate::auth::check_origin(req.headers(), &trusted)
+    {
+        return error.into_response();
+    }
+    next.run(req).await
 }
 
 /// How long a request may take: uploads get their own, longer budget.

@@ -89,12 +89,11 @@ pub async fn forget(state: &AppState, token: &str) {
     session::forget(&state.redis, token).await;
 }
 
-/// Better Auth's CSRF defence for `/api/auth` POSTs that carry a cookie: their `Origin`
-/// (or `expo-origin`, or the `Referer`'s origin) must be trusted.
+/// The CSRF defence of every unsafe request (any method but GET, HEAD, OPTIONS), Better
+/// Auth's origin check applied to every route: an `Origin` (or `expo-origin`, or the
+/// `Referer`'s origin) that is sent must be trusted, and a request a browser could send on its
+/// own with the session cookie (a `Cookie` header and no `Authorization`) must send one.
 pub fn check_origin(headers: &HeaderMap, trusted: &[String]) -> ApiResult<()> {
-    if !headers.contains_key(header::COOKIE) {
-        return Ok(());
-    }
     let origin = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get("expo-origin"))
@@ -110,21 +109,20 @@ pub fn check_origin(headers: &HeaderMap, trusted: &[String]) -> ApiResult<()> {
             )
         })
         .filter(|o| !o.is_empty() && o != "null");
-    let Some(origin) = origin else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "MISSING_OR_NULL_ORIGIN",
-            "Missing or null Origin",
-        ));
-    };
-    if is_trusted(&origin, trusted) {
-        Ok(())
-    } else {
+    let by_cookie =
+        headers.contains_key(header::COOKIE) && !headers.contains_key(header::AUTHORIZATION);
+    let forbidden = |code: &str, message: &str| {
         Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
-            "INVALID_ORIGIN",
-            "Invalid origin",
+            code,
+            message.to_owned(),
         ))
+    };
+    match origin {
+        Some(origin) if is_trusted(&origin, trusted) => Ok(()),
+        Some(_) => forbidden("INVALID_ORIGIN", "Invalid origin"),
+        None if by_cookie => forbidden("MISSING_OR_NULL_ORIGIN", "Missing or null Origin"),
+        None => Ok(()),
     }
 }
 
@@ -134,11 +132,14 @@ pub fn check_callback(field: &str, value: Option<&str>, trusted: &[String]) -> A
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(());
     };
-    let relative = value.starts_with('/') && !value.starts_with("//") && !value.contains('\\');
-    let trusted_absolute = url::Url::parse(value).is_ok_and(|u| {
-        is_trusted(&u.origin().ascii_serialization(), trusted)
-            || is_trusted(&format!("{}://", u.scheme()), trusted)
-    });
+    let relative = is_relative_path(value);
+    // The URL parser drops tabs and line breaks, and browsers do too: none is allowed.
+    let printable = value.bytes().all(|b| b.is_ascii_graphic());
+    let trusted_absolute = printable
+        && url::Url::parse(value).is_ok_and(|u| {
+            is_trusted(&u.origin().ascii_serialization(), trusted)
+                || is_trusted(&format!("{}://", u.scheme()), trusted)
+        });
     if relative || trusted_absolute {
         return Ok(());
     }
@@ -147,6 +148,23 @@ pub fn check_callback(field: &str, value: Option<&str>, trusted: &[String]) -> A
         &format!("INVALID_{}", field.to_uppercase()),
         format!("Invalid {field}"),
     ))
+}
+
+/// A path on this site, spelled with a strict set of characters, as Better Auth accepts them:
+/// a browser drops tabs and line breaks (`/\t/evil.example` is `//evil.example`, another
+/// site) and reads `\\` as `/`, so none of them, nor an escaped `/` or `\\` at the start,
+/// can turn it into a link elsewhere.
+fn is_relative_path(value: &str) -> bool {
+    let Some(rest) = value.strip_prefix('/') else {
+        return false;
+    };
+    let lowered = rest.to_ascii_lowercase();
+    let escapes_out =
+        rest.starts_with('/') || lowered.starts_with("%2f") || lowered.starts_with("%5c");
+    !escapes_out
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/?=&%+@:#,!*;".contains(&b))
 }
 
 #[cfg(test)]
@@ -165,5 +183,45 @@ mod tests {
         assert!(
             check_callback("callbackURL", Some("http://localhost:8081/done"), &trusted).is_ok()
         );
+        for open in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/\\evil.example",
+            "/%2F/evil.example",
+            "/%5cevil.example",
+            "/ /evil.example",
+            "http://localhost:8081\t.evil.example/",
+        ] {
+            assert!(
+                check_callback("callbackURL", Some(open), &trusted).is_err(),
+                "{open:?}"
+            );
+        }
+        assert!(check_callback("callbackURL", Some("/c/1?tab=a&b=%20#x"), &trusted).is_ok());
+    }
+
+    #[test]
+    fn unsafe_requests_need_a_trusted_origin_when_sent_by_cookie() {
+        let trusted = vec!["http://localhost:8081".to_owned()];
+        let headers = |pairs: &[(header::HeaderName, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(name.clone(), header::HeaderValue::from_static(value));
+            }
+            map
+        };
+        let cookie = (header::COOKIE, "better-auth.session_token=x");
+        let bearer = (header::AUTHORIZATION, "Bearer x");
+        let good = (header::ORIGIN, "http://localhost:8081");
+        let evil = (header::ORIGIN, "http://evil.example");
+        assert!(check_origin(&headers(&[]), &trusted).is_ok());
+        assert!(check_origin(&headers(&[bearer.clone(), cookie.clone()]), &trusted).is_ok());
+        assert!(check_origin(&headers(&[cookie.clone(), good]), &trusted).is_ok());
+        assert!(check_origin(&headers(std::slice::from_ref(&cookie)), &trusted).is_err());
+        assert!(check_origin(&headers(std::slice::from_ref(&evil)), &trusted).is_err());
+        assert!(check_origin(&headers(&[bearer, evil]), &trusted).is_err());
+        let referer = (header::REFERER, "http://evil.example/page");
+        assert!(check_origin(&headers(&[cookie, referer]), &trusted).is_err());
     }
 }

@@ -56,7 +56,12 @@ pub struct Config {
     /// `production` makes cookies `Secure; SameSite=None`; otherwise `SameSite=Lax`.
     #[arg(long, env = "DEPLOYMENT", default_value = "development")]
     pub deployment: String,
-    /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted proxy).
+    /// How many proxies in front of the gateway append to `X-Forwarded-For` (an ingress: 1; a
+    /// CDN, then an ingress: 2). The client IP is the entry that many places from the right:
+    /// the ones further left are written by the client and never trusted. 0: the peer address.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: u8,
+    /// Former setting: `true` means one trusted proxy (TRUSTED_PROXY_HOPS=1).
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
     /// Requests taking longer are answered 504.
@@ -119,6 +124,12 @@ impl Config {
 
     pub fn production(&self) -> bool {
         self.deployment == "production"
+    }
+
+    /// Trusted proxy hops, counting the former TRUST_FORWARDED_FOR as one.
+    pub fn proxy_hops(&self) -> u8 {
+        self.trusted_proxy_hops
+            .max(u8::from(self.trust_forwarded_for))
     }
 
     /// `host:port` of REALTIME_URL, when set.

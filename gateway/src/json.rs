@@ -1,10 +1,11 @@
-//! Request bodies: JSON up to 1 MiB, one value and nothing after it, no NUL character in any
-//! string, with a 400 that names the failing field instead of a 500 or a bare 422.
+//! Request bodies: JSON up to 1 MiB, declared as JSON, one value and nothing after it, no NUL
+//! character in any string, with a 400 that names the failing field instead of a 500 or a bare
+//! 422.
 
 use axum::{
     body::to_bytes,
     extract::{FromRequest, Request},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode, header},
 };
 use serde::de::DeserializeOwned;
 
@@ -20,11 +21,59 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
         let bytes = to_bytes(req.into_body(), JSON_LIMIT)
             .await
             .map_err(|_| too_large())?;
+        // No body at all says nothing of its type: that is the 400 of `parse`.
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            require_json(&headers)?;
+        }
         parse(&bytes).map(Json)
     }
+}
+
+/// An optional JSON body: none (or only whitespace) is `T::default()`; one that is sent obeys
+/// every rule of [`Json`].
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
+        let bytes = to_bytes(req.into_body(), JSON_LIMIT)
+            .await
+            .map_err(|_| too_large())?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        require_json(&headers)?;
+        parse(&bytes).map(OptionalJson)
+    }
+}
+
+/// A body is read as JSON only when it says it is one (`application/json` or a `+json` type):
+/// anything else is 415. This is also the CSRF line for JSON routes: a cross-site form or
+/// `no-cors` fetch can only send `text/plain`, form or multipart bodies, and a JSON type
+/// makes the browser ask first (CORS preflight), which untrusted origins fail.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let json = essence.as_deref().is_some_and(|t| {
+        t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
+    });
+    if json {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Content-Type must be application/json",
+    ))
 }
 
 fn too_large() -> ApiError {
@@ -36,7 +85,7 @@ fn too_large() -> ApiError {
 }
 
 /// Parses `bytes`, reporting the dotted path of the first failing field.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -134,7 +183,25 @@ fn nul_field(bytes: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{nul_field, parse};
+    use super::{nul_field, parse, require_json};
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    #[test]
+    fn only_json_types_are_read_as_json() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            require_json(&headers).is_ok()
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!with("multipart/form-data; boundary=x"));
+        assert!(!with("text/json+plain"));
+        assert!(require_json(&HeaderMap::new()).is_err());
+    }
 
     #[test]
     fn nul_characters_are_found_with_their_path() {

@@ -41,17 +41,49 @@ pub async fn check(state: &AppState, scope: &str, ip: IpAddr) -> ApiResult<()> {
     }
 }
 
-/// The client's IP: the peer address, or the first `X-Forwarded-For` entry when the gateway
-/// is configured to trust its proxy.
-pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
+/// The client's IP: with `hops` trusted proxies in front, the `X-Forwarded-For` entry `hops`
+/// places from the right (each proxy appends the address it was called from, so everything
+/// further left was written by the client); otherwise, or when that entry is not an address,
+/// the peer's.
+pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, hops: u8) -> IpAddr {
+    if hops == 0 {
+        return peer.ip();
     }
-    peer.ip()
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    // Fewer entries than hops: every one was written by a trusted proxy; take the farthest.
+    let at = entries.len().saturating_sub(usize::from(hops));
+    entries
+        .get(at)
+        .and_then(|entry| entry.parse().ok())
+        .unwrap_or_else(|| peer.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn the_client_is_counted_from_the_right() {
+        let peer = "192.0.2.9:4000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.2"),
+        );
+        assert_eq!(client_ip(&headers, peer, 0).to_string(), "192.0.2.9");
+        assert_eq!(client_ip(&headers, peer, 1).to_string(), "10.0.0.2");
+        assert_eq!(client_ip(&headers, peer, 2).to_string(), "203.0.113.7");
+        assert_eq!(client_ip(&headers, peer, 9).to_string(), "6.6.6.6");
+        headers.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        assert_eq!(client_ip(&headers, peer, 1).to_string(), "198.51.100.1");
+        headers.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(client_ip(&headers, peer, 1).to_string(), "192.0.2.9");
+    }
 }

@@ -1,7 +1,7 @@
 //! Better Auth's account routes: the signed-in user's ways to sign in (`list-accounts`) and
 //! unlinking one of them (`unlink-account`); the rules live in accounts.
 
-use axum::{extract::State, http::HeaderMap};
+use axum::extract::State;
 use hilo_proto::accounts::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     app::AppState,
-    auth::{Authed, check_origin},
+    auth::Authed,
     error::{ApiResult, ErrorBody},
     json::Json,
     views::iso,
@@ -87,11 +87,9 @@ pub struct UnlinkReply {
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn unlink_account(
     State(state): State<AppState>,
-    headers: HeaderMap,
     who: Authed,
     Json(body): Json<UnlinkBody>,
 ) -> ApiResult<axum::Json<UnlinkReply>> {
-    check_origin(&headers, &state.trusted_origins)?;
     let request = pb::UnlinkIdentityRequest {
         provider_id: body.provider_id,
         account_id: body.account_id,

@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     app::AppState,
-    auth::{self, check_callback, check_origin, request_id},
+    auth::{self, check_callback, request_id},
     error::{ApiError, ApiResult, ErrorBody},
     json::Json,
     ratelimit,
@@ -87,9 +87,8 @@ async fn guard(
     scope: &str,
     callback: Option<&str>,
 ) -> ApiResult<pb::ClientInfo> {
-    check_origin(headers, &state.trusted_origins)?;
     check_callback("callbackURL", callback, &state.trusted_origins)?;
-    let ip = ratelimit::client_ip(headers, peer, state.trust_forwarded_for);
+    let ip = ratelimit::client_ip(headers, peer, state.proxy_hops);
     ratelimit::check(state, scope, ip).await?;
     Ok(pb::ClientInfo {
         ip_address: Some(ip.to_string()),
@@ -220,7 +219,6 @@ async fn sign_in(
     responses((status = 200, body = SignOutReply),
               (status = 400, description = "FAILED_TO_GET_SESSION: no session sent", body = ErrorBody)))]
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    check_origin(&headers, &state.trusted_origins)?;
     let token = state.cookies.token(&headers).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -15,7 +15,7 @@ use crate::{
     app::AppState,
     auth::Authed,
     error::{ApiError, ApiResult, ErrorBody},
-    json::{self, Json},
+    json::{Json, OptionalJson},
     views::{ChannelView, iso},
 };
 
@@ -243,14 +243,9 @@ async fn create_invite(
     State(state): State<AppState>,
     who: Authed,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<InviteView>)> {
     // The body is optional: no body means the defaults.
-    let body: InviteBody = if body.iter().all(u8::is_ascii_whitespace) {
-        InviteBody::default()
-    } else {
-        json::parse(&body)?
-    };
+    OptionalJson(body): OptionalJson<InviteBody>,
+) -> ApiResult<(StatusCode, axum::Json<InviteView>)> {
     let request = pb::CreateInviteRequest {
         channel_id: id,
         expires_in_seconds: body.expires_in_seconds,

@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     app::AppState,
-    auth::{check_callback, check_origin, request_id},
+    auth::{check_callback, request_id},
     error::{ApiError, ApiResult, ErrorBody},
     json::Json,
     ratelimit,
@@ -91,7 +91,7 @@ async fn start(
         urls.new_user_callback_url.as_deref(),
         trusted,
     )?;
-    let ip = ratelimit::client_ip(headers, peer, state.trust_forwarded_for);
+    let ip = ratelimit::client_ip(headers, peer, state.proxy_hops);
     ratelimit::check(state, "sign-in-social", ip).await?;
     let given = |url: Option<String>| url.filter(|u| !u.is_empty());
     let request = pb::StartSocialSignInRequest {
@@ -122,7 +122,6 @@ async fn sign_in_social(
     headers: HeaderMap,
     Json(body): Json<SocialBody>,
 ) -> ApiResult<Response> {
-    check_origin(&headers, &state.trusted_origins)?;
     let url = start(&state, &headers, peer, body.provider, body.urls).await?;
     let redirect = !body.disable_redirect.unwrap_or(false);
     let mut response = axum::Json(SocialReply {
@@ -187,7 +186,7 @@ async fn callback(
     let Some(oauth_state) = query.state.filter(|s| !s.is_empty()) else {
         return Ok(fail(&default_error, "state_not_found"));
     };
-    let ip = ratelimit::client_ip(&headers, peer, state.trust_forwarded_for);
+    let ip = ratelimit::client_ip(&headers, peer, state.proxy_hops);
     let request = pb::FinishSocialSignInRequest {
         provider,
         state: oauth_state,
