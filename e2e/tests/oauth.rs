@@ -472,37 +472,80 @@ async fn an_unverified_provider_email_is_neither_linked_nor_given_an_account() {
 }
 
 #[tokio::test]
-async fn a_verified_provider_email_links_to_the_existing_password_user() {
+async fn a_verified_provider_email_takes_the_account_back_from_whoever_signed_up_with_it() {
     let mock = MockProvider::start().await;
     let stack = oauth_stack(mock.env()).await;
     let base = stack.gateway();
-    let grace = sign_up(base, "Grace").await;
+    // A squatter signs up with Grace's address (emails are not verified) and keeps a session.
+    let squatter = sign_up(base, "Grace").await;
+    let squatter_second_session = sign_in_email(base, &squatter).await;
+    // Grace arrives through GitHub, which vouches for the address.
     let same = Person {
-        email: grace.email.to_uppercase(),
+        email: squatter.email.to_uppercase(),
         ..Person::new("Grace Hopper")
     };
     let landing = sign_in(base, &mock, "github", &same).await;
     assert_eq!(landing.location, DONE, "an existing user, not a new one");
     let cookie = landing.cookie.unwrap();
     let user = session(base, &cookie).await["user"].clone();
-    assert_eq!(user["id"], grace.id.as_str());
+    assert_eq!(user["id"], squatter.id.as_str());
     assert_eq!(user["emailVerified"], true, "GitHub vouched for it");
-    assert_eq!(user["name"], "Grace", "the user keeps their name");
     let providers: Vec<_> = accounts(base, &cookie)
         .await
         .iter()
         .map(|a| a["providerId"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(providers, ["credential", "github"]);
+    assert_eq!(providers, ["github"], "the squatter's password is gone");
 
-    let (status, _) = call(
+    // The password the squatter chose opens nothing, and their sessions are over.
+    let (status, body) = call(
         Method::POST,
         format!("{base}/api/auth/sign-in/email"),
         None,
-        Some(json!({"email": grace.email, "password": PASSWORD})),
+        Some(json!({"email": squatter.email, "password": PASSWORD})),
     )
     .await;
-    assert_eq!(status, 200, "the password still works");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("INVALID_EMAIL_OR_PASSWORD"))
+    );
+    for token in [&squatter.token, &squatter_second_session] {
+        let response = http()
+            .get(format!("{base}/api/auth/get-session"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.text().await.unwrap(), "null");
+    }
+    let (status, _) = call(
+        Method::GET,
+        format!("{base}/api/users"),
+        Some(&squatter),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    // A user whose email is already proven keeps every way in when another provider links.
+    let google = Person {
+        email: squatter.email.clone(),
+        ..Person::new("Grace")
+    };
+    let again = sign_in(base, &mock, "google", &google).await;
+    assert_eq!(accounts(base, &again.cookie.unwrap()).await.len(), 2);
+}
+
+/// Signs in by password once more and returns the new session's token.
+async fn sign_in_email(base: &str, user: &User) -> String {
+    let (status, body) = call(
+        Method::POST,
+        format!("{base}/api/auth/sign-in/email"),
+        None,
+        Some(json!({"email": user.email, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    body["token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -529,16 +572,18 @@ async fn accounts_are_listed_and_unlinked_but_never_the_last_one() {
     assert_eq!(body["message"], "You can't unlink your last account");
     assert_eq!(accounts(base, &solo).await.len(), 1);
 
-    let grace = sign_up(base, "Grace").await;
+    // Grace signs in with GitHub, then with Google under the same (proven) address.
+    let github = Person::new("Grace");
+    sign_in(base, &mock, "github", &github).await;
     let google = Person {
-        email: grace.email.clone(),
+        email: github.email.clone(),
         ..Person::new("Grace")
     };
     let linked = sign_in(base, &mock, "google", &google).await;
     let cookie = linked.cookie.unwrap();
     assert_eq!(accounts(base, &cookie).await.len(), 2);
     for body in [
-        json!({"providerId": "github"}),
+        json!({"providerId": "credential"}),
         json!({"providerId": "google", "accountId": "someone-else"}),
     ] {
         let (status, reply) = unlink(base, &cookie, body).await;
@@ -561,8 +606,8 @@ async fn accounts_are_listed_and_unlinked_but_never_the_last_one() {
     assert_eq!((status, reply), (200, json!({"status": true})));
     let left = accounts(base, &cookie).await;
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0]["providerId"], "credential");
-    let (status, reply) = unlink(base, &cookie, json!({"providerId": "credential"})).await;
+    assert_eq!(left[0]["providerId"], "github");
+    let (status, reply) = unlink(base, &cookie, json!({"providerId": "github"})).await;
     assert_eq!(
         (status, reply["code"].as_str()),
         (400, Some("FAILED_TO_UNLINK_LAST_ACCOUNT"))
@@ -572,7 +617,7 @@ async fn accounts_are_listed_and_unlinked_but_never_the_last_one() {
     let response = http()
         .post(format!("{base}/api/auth/unlink-account"))
         .header(header::COOKIE, &cookie)
-        .json(&json!({"providerId": "credential"}))
+        .json(&json!({"providerId": "github"}))
         .send()
         .await
         .unwrap();
@@ -674,7 +719,13 @@ async fn malformed_callbacks_redirect_to_an_error_and_never_fail() {
         (400, Some("VALIDATION_ERROR"))
     );
     assert_eq!(body["details"][0]["field"], "provider");
-    let response = http().post(&social).body("{oops").send().await.unwrap();
+    let response = http()
+        .post(&social)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
 }
 

@@ -165,6 +165,42 @@ async fn realtime_unauthorized_join_gets_error_and_never_frames() {
 }
 
 #[tokio::test]
+async fn realtime_thread_ids_are_canonical_however_they_are_spelled() {
+    let (stack, fake) = start(&[]).await;
+    let ana = sign_up(stack.gateway(), "Ana").await;
+    let thread = fake.thread("c1", &[&ana.id]);
+    let simple = thread.replace('-', "");
+    let spellings = [
+        thread.to_uppercase(),
+        format!("{{{thread}}}"),
+        format!("urn:uuid:{thread}"),
+        simple.clone(),
+    ];
+    for spelling in spellings {
+        let mut socket = open(&stack.realtimes[0], &ana.bearer()).await;
+        let joined = join(&mut socket, &spelling, None).await;
+        let last = joined.last().unwrap();
+        assert_eq!(
+            (last["type"].as_str(), last["threadId"].as_str()),
+            (Some("JOINED_THREAD"), Some(thread.as_str())),
+            "{spelling}"
+        );
+        // The same subscription as the canonical id's: events arrive, and leaving by
+        // another spelling leaves it.
+        let posted = fake.post(&thread, &spelling).await;
+        assert_eq!(frame(&mut socket).await, posted, "{spelling}");
+        send(
+            &mut socket,
+            json!({"type": "LEAVE_THREAD", "threadId": simple}),
+        )
+        .await;
+        assert_eq!(frame(&mut socket).await["threadId"], thread.as_str());
+        fake.post(&thread, "after leaving").await;
+        assert_silent(&mut socket, Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
 async fn realtime_resume_on_another_replica_loses_and_duplicates_nothing() {
     let (mut stack, fake) = start(&[]).await;
     let ana = sign_up(stack.gateway(), "Ana").await;

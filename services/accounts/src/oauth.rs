@@ -21,7 +21,7 @@ use crate::{
     error::{Error, Result},
     input,
     providers::ProviderUser,
-    rpc::{AccountsRpc, open_session, session_pb, timestamp},
+    rpc::{AccountsRpc, announce_revoked, open_session, session_pb, timestamp},
     tokens,
 };
 
@@ -202,6 +202,10 @@ impl AccountsRpc {
     /// email must be verified: it then links to the user with that email, or creates one (with
     /// its profile). An unverified email could be anyone's, so it neither links (Better Auth's
     /// `account_not_linked`) nor claims a new account (`email_not_verified`).
+    ///
+    /// Linking to a user whose email was never verified hands the account to the email's
+    /// proven owner: whoever typed the address first (a squatter waiting for the owner to
+    /// arrive) loses the password they set and every session they hold.
     async fn find_or_create(
         &self,
         provider: &str,
@@ -224,7 +228,16 @@ impl AccountsRpc {
             Some(_) if !info.email_verified => return Err(refused("account_not_linked")),
             Some((user_id, verified)) => {
                 if !verified {
+                    let revoked = sql::drop_unproven_access(&mut tx, &user_id).await?;
+                    for session_id in &revoked {
+                        announce_revoked(&mut tx, session_id, &user_id).await?;
+                    }
                     sql::mark_email_verified(&mut *tx, &user_id).await?;
+                    tracing::warn!(
+                        user_id,
+                        sessions = revoked.len(),
+                        "unverified account claimed by its email's owner: password and sessions removed"
+                    );
                 }
                 (user_id, false)
             }
@@ -255,6 +268,7 @@ impl AccountsRpc {
             .await
             .map_err(|e| conflict(e, "unable_to_link_account"))?;
         tx.commit().await?;
+        self.relay.wake();
         Ok((user_id, created))
     }
 

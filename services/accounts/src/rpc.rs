@@ -256,12 +256,7 @@ impl AccountsRpc {
     async fn revoke(&self, caller: Caller) -> Result<pb::SignOutResponse> {
         let mut tx = self.pool.begin().await?;
         if db::delete_session(&mut *tx, &caller.session_id).await? {
-            let event = serde_json::json!({
-                "type": "session.revoked",
-                "sessionId": caller.session_id,
-                "userId": caller.user_id,
-            });
-            outbox::enqueue(&mut tx, subjects::SESSION_REVOKED, event).await?;
+            announce_revoked(&mut tx, &caller.session_id, &caller.user_id).await?;
         }
         tx.commit().await?;
         self.relay.wake();
@@ -509,4 +504,19 @@ fn user_pb(row: UserRow, viewer: &str) -> pb::User {
         update_time: Some(timestamp(row.updated_at)),
         profile,
     }
+}
+
+/// Queues the `session.revoked` event of a deleted session (realtime closes its sockets).
+pub(crate) async fn announce_revoked(
+    tx: &mut sqlx::PgConnection,
+    session_id: &str,
+    user_id: &str,
+) -> Result<()> {
+    let event = serde_json::json!({
+        "type": "session.revoked",
+        "sessionId": session_id,
+        "userId": user_id,
+    });
+    outbox::enqueue(tx, subjects::SESSION_REVOKED, event).await?;
+    Ok(())
 }

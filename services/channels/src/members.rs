@@ -58,10 +58,15 @@ impl ChannelsRpc {
         req: pb::GetMemberRequest,
     ) -> Result<pb::GetMemberResponse> {
         let (id, access) = self.access(&req.channel_id, &caller).await?;
-        // About yourself is always answerable ("is-joined"); about others, members only.
+        // About yourself it answers "not joined" for a channel you can see; a private one you
+        // are not in is "not found", as if missing, so the answer tells nothing about it.
+        // About others, members only.
         if req.user_id != caller.user_id {
             authorize(&access, &caller, Action::ListMembers)?;
         } else if access.role.is_none() {
+            if access.channel.is_private {
+                return Err(Error::ChannelNotFound(req.channel_id));
+            }
             return Ok(pb::GetMemberResponse { member: None });
         }
         let member = db::get_member(&self.pool, id, &req.user_id).await?;

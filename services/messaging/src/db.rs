@@ -247,9 +247,9 @@ pub async fn post_messages(
            SELECT id, thread_id, sender_id, content, attachments::jsonb, seq, created_at, \
              idempotency_key, request_hash FROM p), \
          e AS ( \
-           INSERT INTO thread_events (id, thread_id, seq, type, payload, traceparent) \
+           INSERT INTO thread_events (id, thread_id, seq, type, payload, traceparent, message_id) \
            SELECT event_id, thread_id, seq, 'NEW_MESSAGE', \
-             convert_to(replace(frame, '\"seq\":-1', '\"seq\":' || seq), 'UTF8'), traceparent \
+             convert_to(replace(frame, '\"seq\":-1', '\"seq\":' || seq), 'UTF8'), traceparent, id \
            FROM p), \
          o AS ( \
            INSERT INTO thread_outbox (thread_id, seq) SELECT thread_id, seq FROM p \
@@ -349,28 +349,54 @@ pub async fn delete_message(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<(
 
 /// Stores an event with its frame and queues it in the relay's outbox; returns the thread's
 /// relay partition (which replica publishes it).
-pub async fn insert_event(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    thread_id: Uuid,
-    seq: i64,
-    kind: &str,
-    frame: &[u8],
-    traceparent: Option<&str>,
-) -> sqlx::Result<i16> {
+pub async fn insert_event(db: impl PgExecutor<'_>, event: &NewEvent<'_>) -> sqlx::Result<i16> {
     sqlx::query_scalar(
-        "WITH event AS (INSERT INTO thread_events (id, thread_id, seq, type, payload, traceparent) \
-           VALUES ($1, $2, $3, $4, $5, $6)) \
+        "WITH event AS (INSERT INTO thread_events \
+             (id, thread_id, seq, type, payload, traceparent, message_id) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7)) \
          INSERT INTO thread_outbox (thread_id, seq) VALUES ($2, $3) RETURNING part",
     )
-    .bind(id)
-    .bind(thread_id)
-    .bind(seq)
-    .bind(kind)
-    .bind(frame)
-    .bind(traceparent)
+    .bind(event.id)
+    .bind(event.thread_id)
+    .bind(event.seq)
+    .bind(event.kind)
+    .bind(event.frame)
+    .bind(event.traceparent)
+    .bind(event.message_id)
     .fetch_one(db)
     .await
+}
+
+/// A thread event to store: its frame, and the message it is about, if any.
+pub struct NewEvent<'a> {
+    pub id: Uuid,
+    pub thread_id: Uuid,
+    pub seq: i64,
+    pub kind: &'a str,
+    pub frame: &'a [u8],
+    pub traceparent: Option<&'a str>,
+    pub message_id: Option<Uuid>,
+}
+
+/// Empties the stored events of a message before `before_seq` (its content and attachments;
+/// they say `"redacted": true`), so replay never hands out text a later edit replaced or a
+/// deletion removed. Their seqs stay: the log has no gaps.
+pub async fn redact_message_events(
+    db: impl PgExecutor<'_>,
+    message_id: Uuid,
+    before_seq: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE thread_events SET payload = convert_to(jsonb_set(jsonb_set(jsonb_set( \
+           convert_from(payload, 'UTF8')::jsonb, '{payload,content}', '\"\"'), \
+           '{payload,attachments}', '[]'), '{payload,redacted}', 'true')::text, 'UTF8') \
+         WHERE message_id = $1 AND seq < $2",
+    )
+    .bind(message_id)
+    .bind(before_seq)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -20,27 +20,29 @@ pub fn frame<T: Serialize>(thread_id: Uuid, seq: i64, kind: &str, payload: T) ->
     Ok(serde_json::to_string(&frame).map_err(anyhow::Error::from)?)
 }
 
-/// Serializes the frame once and stores it as event `seq`.
+/// Serializes the frame once and stores it as event `seq` (of `message`, when about one: a
+/// later edit or deletion empties it, see [`db::redact_message_events`]).
 pub async fn store<T: Serialize>(
     tx: &mut sqlx::PgConnection,
     thread_id: Uuid,
     seq: i64,
     kind: &str,
     payload: T,
+    message: Option<Uuid>,
 ) -> Result<relay::Event> {
     let bytes = frame(thread_id, seq, kind, payload)?.into_bytes();
     let traceparent = hilo_kit::telemetry::traceparent();
     let id = Uuid::now_v7();
-    let part = db::insert_event(
-        &mut *tx,
+    let event = db::NewEvent {
         id,
         thread_id,
         seq,
         kind,
-        &bytes,
-        traceparent.as_deref(),
-    )
-    .await?;
+        frame: &bytes,
+        traceparent: traceparent.as_deref(),
+        message_id: message,
+    };
+    let part = db::insert_event(&mut *tx, &event).await?;
     Ok(relay::Event {
         id,
         thread_id,
@@ -52,7 +54,7 @@ pub async fn store<T: Serialize>(
     })
 }
 
-/// Stores an event that is not a new message: takes the next seq itself.
+/// Stores an event that carries no message content: takes the next seq itself.
 pub async fn record<T: Serialize>(
     tx: &mut sqlx::PgConnection,
     thread_id: Uuid,
@@ -60,5 +62,5 @@ pub async fn record<T: Serialize>(
     payload: T,
 ) -> Result<relay::Event> {
     let seq = db::next_seq(&mut *tx, thread_id, false).await?;
-    store(tx, thread_id, seq, kind, payload).await
+    store(tx, thread_id, seq, kind, payload, None).await
 }

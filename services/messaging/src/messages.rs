@@ -237,8 +237,10 @@ impl MessagingRpc {
             seq,
             kind::MESSAGE_UPDATED,
             MessageJson::from(message.clone()),
+            Some(row.id),
         )
         .await?;
+        db::redact_message_events(&mut *tx, row.id, seq).await?;
         tx.commit().await?;
         self.relay.committed([event]);
         Ok(pb::EditMessageResponse {
@@ -270,6 +272,7 @@ impl MessagingRpc {
 
         let mut tx = self.pool.begin().await?;
         db::delete_message(&mut *tx, row.id).await?;
+        db::redact_message_events(&mut *tx, row.id, i64::MAX).await?;
         let payload = DeletedMessageJson {
             message_id: message_id.clone(),
             id: message_id,

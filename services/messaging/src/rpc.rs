@@ -285,6 +285,7 @@ impl MessagingRpc {
             seq,
             kind::THREAD_UPDATED,
             ThreadJson::from(thread.clone()),
+            None,
         )
         .await?;
         tx.commit().await?;
@@ -355,9 +356,17 @@ impl MessagingRpc {
             .access
             .check(&caller, &thread.channel_id.to_string(), Action::Read, None)
             .await?;
+        // Someone who may not read the thread learns nothing about it but whether its
+        // channel is one they can see (public).
+        if !answer.allowed {
+            return Ok(pb::AuthorizeThreadResponse {
+                visible: answer.visible,
+                ..denied
+            });
+        }
         Ok(pb::AuthorizeThreadResponse {
-            allowed: answer.allowed,
-            visible: answer.visible,
+            allowed: true,
+            visible: true,
             channel_id: thread.channel_id.to_string(),
             last_seq: thread.last_seq,
         })

@@ -52,6 +52,10 @@ impl AuthzCache {
     }
 
     fn put(&self, user_id: &str, thread_id: &str, answer: Answer) {
+        // A refusal names no channel, so no membership event could drop it: not kept.
+        if !answer.allowed {
+            return;
+        }
         if let Ok(mut answers) = self.answers.lock() {
             if answers.len() > 100_000 {
                 let ttl = self.ttl;

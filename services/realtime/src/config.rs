@@ -72,9 +72,10 @@ pub struct Config {
     /// A socket silent (no frame, no pong) this long is closed.
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
-    /// Seconds between re-validations of a socket's session, done at the next ping after them
-    /// (it also refreshes the socket's access token). Sign-out and account deletion close
-    /// sockets at once through events; this is the backstop for an event missed.
+    /// Seconds between re-validations of a socket's session and of its joined threads, done
+    /// at the next ping after them (it also refreshes the socket's access token). Sign-out,
+    /// account deletion and lost membership act at once through events; this is the backstop
+    /// for an event missed.
     #[arg(long, env = "SESSION_CHECK_SECS", default_value_t = 15)]
     pub session_check_secs: u64,
     /// Seconds an AuthorizeThread answer is reused for the same user and thread.

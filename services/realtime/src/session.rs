@@ -202,7 +202,7 @@ impl Session {
                     self.send(socket, Message::Ping(Bytes::new())).await?;
                     if checked.elapsed() >= timers.session_check {
                         checked = Instant::now();
-                        Box::pin(self.revalidate()).await?;
+                        Box::pin(self.revalidate(socket)).await?;
                     }
                 }
                 () = &mut killed => return Err(self.stopped()),
@@ -309,8 +309,9 @@ impl Session {
         let thread_id = frame
             .get("threadId")
             .and_then(Value::as_str)
-            .filter(|t| !t.is_empty());
-        match (kind, thread_id) {
+            .filter(|t| !t.is_empty())
+            .map(canonical_thread_id);
+        match (kind, thread_id.as_deref()) {
             (Some("JOIN_THREAD" | "LEAVE_THREAD" | "TYPING"), None) => {
                 self.error(socket, None, None, "threadId is required").await
             }
@@ -632,19 +633,51 @@ impl Session {
         .await
     }
 
-    /// Checks the session is still valid (sign-out, revocation) and refreshes the access
-    /// token used for messaging calls. An accounts outage keeps the socket.
-    async fn revalidate(&mut self) -> Flow {
+    /// Checks the session is still valid (sign-out, revocation), refreshes the access token
+    /// used for messaging calls, and asks again about every joined thread: the membership
+    /// events that end subscriptions at once ride on core NATS, and a replica that missed
+    /// one (disconnected at the time) must not go on delivering. An outage keeps the socket
+    /// and its subscriptions.
+    async fn revalidate(&mut self, socket: &mut WebSocket) -> Flow {
         match crate::sessions::lookup(&self.state, &self.who.session_token, None).await {
-            Ok(Some((_, token))) => {
-                self.me.set_token(token.into());
-                Ok(())
-            }
-            Ok(None) => Err(Some((1008, "session ended"))),
+            Ok(Some((_, token))) => self.me.set_token(token.into()),
+            Ok(None) => return Err(Some((1008, "session ended"))),
             Err(status) => {
                 tracing::warn!(code = ?status.code(), "session check unavailable");
-                Ok(())
+                return Ok(());
             }
         }
+        let threads: Vec<Arc<str>> = self.joined.keys().cloned().collect();
+        let state = self.state.clone();
+        for thread in threads {
+            let answer = authz::authorize(
+                &state.hub.authz,
+                &state.messaging,
+                &self.who.user_id,
+                &self.me.token(),
+                &thread,
+            )
+            .await;
+            // FORBIDDEN, as when the removal event arrives (a private channel's thread is
+            // also invisible now, which says the same).
+            match answer {
+                Ok(answer) if !answer.allowed => {
+                    self.end_subscription(socket, &thread, "FORBIDDEN").await?;
+                }
+                Ok(_) => {}
+                Err(status) => {
+                    tracing::warn!(code = ?status.code(), %thread, "thread re-check unavailable");
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// A thread id as the rest of Hilo spells it: a UUID written any way the parser accepts
+/// (upper case, braces, `urn:uuid:`, no hyphens) is the one lower-case hyphenated form, so
+/// it names the same thread, subject and cache entries; anything else is kept as sent (and
+/// is not found).
+fn canonical_thread_id(raw: &str) -> String {
+    uuid::Uuid::try_parse(raw).map_or_else(|_| raw.to_owned(), |id| id.hyphenated().to_string())
 }

@@ -88,6 +88,22 @@ pub async fn find_user_by_email(
         .await
 }
 
+/// Removes what anyone could have set up on an unverified account: its password credential
+/// and its sessions. Returns the ids of the sessions removed.
+pub async fn drop_unproven_access(
+    tx: &mut sqlx::PgConnection,
+    user_id: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query("DELETE FROM identities WHERE user_id = $1 AND provider_id = 'credential'")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 RETURNING id")
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await
+}
+
 /// A provider vouched for the user's email.
 pub async fn mark_email_verified(db: impl PgExecutor<'_>, user_id: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET email_verified = true, updated_at = now() WHERE id = $1")
