@@ -600,6 +600,15 @@ def chart_rules(docs: list[tuple[str, dict]], values: dict) -> list[str]:
                 except ValueError as e:
                     problems.append(f"ConfigMap/{name} {key}: not JSON: {e}")
 
+    # gRPC reflection lists every method to whoever reaches a port: on only when asked.
+    for name, cm in by_kind.get("ConfigMap", {}).items():
+        data = cm.get("data") or {}
+        if "JWT_ISSUER" in data:
+            wanted = (values.get("components", {}).get(name.split("-")[-1], {}).get("grpc", {}).get("reflection")
+                      or values.get("componentDefaults", {}).get("grpc", {}).get("reflection") or False)
+            if data.get("GRPC_REFLECTION") != str(bool(wanted)).lower():
+                problems.append(f"ConfigMap/{name}: GRPC_REFLECTION={data.get('GRPC_REFLECTION')!r}, want {str(bool(wanted)).lower()}")
+
     hooks = [set((d["metadata"].get("annotations") or {}).get("helm.sh/hook", "").split(",")) for _, d in docs]
     if not any("test" in h for h in hooks):
         problems.append("no `helm test` hook Pod rendered")

@@ -30,6 +30,8 @@ pub struct Options {
     pub messaging_url: Option<String>,
     /// `AUTH_RATE_LIMIT` of the gateways.
     pub auth_rate_limit: String,
+    /// `RATE_LIMITS` of the gateways (budgets of app routes).
+    pub rate_limits: String,
     /// The services' own default ports (gateway 8080, realtime 8090, accounts 50051, channels
     /// 50052, messaging 50053, uploads 50054) for the first replica of each, as `scripts/up.sh`
     /// wants; otherwise free ones.
@@ -62,6 +64,7 @@ impl Default for Options {
             messagings: 1,
             messaging_url: None,
             auth_rate_limit: "off".to_owned(),
+            rate_limits: "off".to_owned(),
             well_known_ports: false,
             s3_bucket: None,
             database: None,
@@ -178,9 +181,23 @@ impl Stack {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
 
+        // The gateways' addresses first: accounts trusts them (social sign-in comes back there).
+        let gateway_addrs = (0..options.gateways.max(1))
+            .map(|i| addr(options.port(8080).filter(|_| i == 0)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let public_url = format!("http://{}", gateway_addrs[0]);
+        let gateway_urls: Vec<String> = gateway_addrs
+            .iter()
+            .map(|a| format!("http://{a}"))
+            .collect();
         let mut accounts_env = vec![
             ("JWT_PRIVATE_KEY".to_owned(), stack.private_key_pem.clone()),
             ("NATS_URL".to_owned(), infra.nats_url.clone()),
+            ("BETTER_AUTH_URL".to_owned(), public_url.clone()),
+            (
+                "BETTER_AUTH_TRUSTED_ORIGINS".to_owned(),
+                gateway_urls.join(","),
+            ),
         ];
         accounts_env.extend(options.env.iter().cloned());
         stack.accounts = stack
@@ -269,10 +286,6 @@ impl Stack {
             .take(40)
             .map(char::from)
             .collect();
-        let gateway_addrs = (0..options.gateways.max(1))
-            .map(|i| addr(options.port(8080).filter(|_| i == 0)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let public_url = format!("http://{}", gateway_addrs[0]);
         for i in 0..options.realtimes {
             let messaging = options
                 .messaging_url
@@ -319,6 +332,7 @@ impl Stack {
                     "AUTH_RATE_LIMIT".to_owned(),
                     options.auth_rate_limit.clone(),
                 ),
+                ("RATE_LIMITS".to_owned(), options.rate_limits.clone()),
             ];
             if let Some(realtime) = stack.realtimes.get(i % stack.realtimes.len().max(1)) {
                 env.push((

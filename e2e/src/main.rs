@@ -13,6 +13,7 @@ async fn main() -> anyhow::Result<()> {
         realtimes: 1,
         database: Some(std::env::var("HILO_DATABASE").unwrap_or_else(|_| "hilo".to_owned())),
         auth_rate_limit: std::env::var("AUTH_RATE_LIMIT").unwrap_or_else(|_| "off".to_owned()),
+        rate_limits: std::env::var("RATE_LIMITS").unwrap_or_else(|_| "off".to_owned()),
         ..Options::default()
     };
     let mut stack = Stack::start(options).await?;

@@ -764,3 +764,39 @@ async fn an_app_callback_gets_the_session_cookie_in_its_url() {
     assert_eq!(Some(pair), landing.cookie.as_deref());
     assert_eq!(session(base, pair).await["user"]["name"], "Expo");
 }
+
+#[tokio::test]
+async fn accounts_takes_no_callers_word_for_where_sign_in_comes_back() {
+    use hilo_proto::accounts::v1::{
+        StartSocialSignInRequest, accounts_service_client::AccountsServiceClient,
+    };
+    let mock = MockProvider::start().await;
+    let stack = oauth_stack(mock.env()).await;
+    let mut accounts = AccountsServiceClient::connect(stack.accounts.clone())
+        .await
+        .unwrap();
+    let base = stack.gateway().to_owned();
+    let start =
+        |base_url: &str, callback_url: &str, error: Option<&str>| StartSocialSignInRequest {
+            provider: "github".into(),
+            base_url: base_url.into(),
+            callback_url: callback_url.into(),
+            error_callback_url: error.map(str::to_owned),
+            new_user_callback_url: None,
+        };
+    // A direct caller (not the gateway) asking to send the user, and the code, elsewhere.
+    for request in [
+        start("https://evil.example", "/done", None),
+        start(&base, "https://evil.example/steal", None),
+        start(&base, "/done", Some("/\t/evil.example")),
+    ] {
+        let status = accounts.start_social_sign_in(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    }
+    let started = accounts
+        .start_social_sign_in(start(&base, &format!("{base}/done"), Some("/error")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(started.authorization_url.contains("state="));
+}

@@ -515,3 +515,79 @@ async fn a_replica_that_missed_the_removal_event_still_ends_the_subscription() {
     assert_eq!(status, 201);
     ws::assert_silent(&mut socket, std::time::Duration::from_millis(1500)).await;
 }
+
+#[tokio::test]
+async fn app_routes_have_budgets_per_user_and_address_shared_by_replicas() {
+    let stack = stack_with(hilo_e2e::Options {
+        gateways: 2,
+        rate_limits: "writes=3/10s,reads=1/10s".into(),
+        ..Default::default()
+    })
+    .await;
+    let ada = sign_up(stack.gateway(), "Ada").await;
+    let bob = sign_up(stack.gateway(), "Bob").await;
+    // Fixed 10 s windows: start early in one so every request lands in it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    if now.as_secs() % 10 >= 6 {
+        tokio::time::sleep(std::time::Duration::from_secs(10 - now.as_secs() % 10)).await;
+    }
+    let create = |base: &str, user: &User, name: &str| {
+        http()
+            .post(format!("{base}/api/channels"))
+            .bearer_auth(&user.token)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    let mut seen = Vec::new();
+    for i in 0..4 {
+        let response = create(&stack.gateways[i % 2], &ada, &format!("c{i}"))
+            .await
+            .unwrap();
+        let header = |name: &str| {
+            response.headers()[name]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        let (limit, remaining, reset) = (
+            header("x-ratelimit-limit"),
+            header("x-ratelimit-remaining"),
+            header("x-ratelimit-reset"),
+        );
+        assert!((1..=10).contains(&reset));
+        seen.push((response.status().as_u16(), limit, remaining));
+        if response.status() == 429 {
+            let retry: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=10).contains(&retry));
+            assert_eq!(outcome(response).await, (429, "TOO_MANY_REQUESTS".into()));
+        }
+    }
+    assert_eq!(
+        seen,
+        [(200, 3, 2), (200, 3, 1), (200, 3, 0), (429, 3, 0)],
+        "the fourth write in 10 s is refused, whichever replica"
+    );
+    // Nothing was created by the refused request; another user has a budget of their own.
+    let response = create(stack.gateway(), &bob, "bob's").await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Requests with no session are counted by client address (ten times a user's budget).
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let response = http()
+            .get(format!("{}/api/channels", stack.gateway()))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10]);
+    assert_eq!(statuses[10], 429);
+}

@@ -59,6 +59,8 @@ pub struct Shared {
     pub base_url: String,
     pub trusted_origins: Vec<String>,
     pub auth_rate_limit: RateLimit,
+    /// RATE_LIMITS: the budgets of app routes.
+    pub budgets: crate::ratelimit::Budgets,
     /// TRUSTED_PROXY_HOPS: which `X-Forwarded-For` entry is the client.
     pub proxy_hops: u8,
     /// `host:port` of the realtime replica `/ws` is handed to.
@@ -104,10 +106,15 @@ impl App {
             ],
             uploads: UploadsServiceClient::new(uploads),
             redis,
-            cookies: Cookies::new(&secret, config.secure_prefix(), config.production()),
-            base_url: config.better_auth_url.trim_end_matches('/').to_owned(),
-            trusted_origins: config.trusted_origins()?,
+            cookies: Cookies::new(&secret, config.origins.secure_prefix(), config.production()),
+            base_url: config
+                .origins
+                .better_auth_url
+                .trim_end_matches('/')
+                .to_owned(),
+            trusted_origins: config.origins.trusted()?,
             auth_rate_limit: config.auth_rate_limit,
+            budgets: config.rate_limits,
             proxy_hops: config.proxy_hops(),
             realtime: config.realtime_addr()?,
         }));
@@ -156,8 +163,8 @@ pub fn openapi() -> anyhow::Result<String> {
 }
 
 /// The whole HTTP surface with its layers, outermost first: hardening headers, request id,
-/// panic catcher, request span + metrics, CORS, origin check, impossible ids, timeout,
-/// JSON error bodies.
+/// panic catcher, request span + metrics, CORS, origin check, rate limits, impossible ids,
+/// timeout, JSON error bodies.
 fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
     let (api, _) = routes::api();
     let openapi = openapi()?;
@@ -185,8 +192,12 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         .layer(middleware::from_fn(telemetry::observe))
         .layer(cors(config)?)
         .layer(middleware::from_fn_with_state(
-            Arc::<[String]>::from(config.trusted_origins()?),
+            Arc::<[String]>::from(config.origins.trusted()?),
             origin_check,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit,
         ))
         .layer(middleware::from_fn(impossible_ids))
         .layer(middleware::from_fn_with_state(
@@ -207,6 +218,7 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
 
 fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
     let origins = config
+        .origins
         .cors_origins()
         .iter()
         .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS_ORIGIN entry {o}")))
@@ -233,6 +245,9 @@ fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
             header::RETRY_AFTER,
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("x-retry-after"),
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
         ])
         .max_age(std::time::Duration::from_secs(600)))
 }

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use hilo_kit::config::TelemetryArgs;
+use hilo_kit::config::{OriginArgs, TelemetryArgs};
 
 /// Everything the gateway reads at start-up.
 #[derive(Parser, Clone, Debug)]
@@ -38,21 +38,16 @@ pub struct Config {
     /// Secret that signs session cookies (Better Auth's); required outside development.
     #[arg(long, env = "BETTER_AUTH_SECRET", hide_env_values = true)]
     pub better_auth_secret: Option<String>,
-    /// Public base URL; its origin is trusted, and `https://` makes cookies `__Secure-`.
-    #[arg(long, env = "BETTER_AUTH_URL", default_value = "http://localhost:8080")]
-    pub better_auth_url: String,
-    /// Origins allowed by CORS (comma-separated); also trusted for auth.
-    #[arg(long, env = "CORS_ORIGIN", default_value = "http://localhost:8081")]
-    pub cors_origin: String,
-    /// More trusted origins (comma-separated) for auth origin and callback checks.
-    #[arg(long, env = "TRUSTED_ORIGINS", default_value = "")]
-    pub trusted_origins: String,
-    /// Better Auth's name for the same list.
-    #[arg(long, env = "BETTER_AUTH_TRUSTED_ORIGINS", default_value = "")]
-    pub better_auth_trusted_origins: String,
+    #[command(flatten)]
+    pub origins: OriginArgs,
     /// Sign-in/sign-up budget per client IP: `N/Ds` (e.g. `3/10s`) or `off`.
     #[arg(long, env = "AUTH_RATE_LIMIT", default_value = "3/10s")]
     pub auth_rate_limit: RateLimit,
+    /// Budgets of app routes per class, for each user (each client address has ten times
+    /// them): `reads`, `writes`, `uploads`, `invites`, `connects` (`/ws`) as `class=N/Ds`,
+    /// comma-separated (classes not named keep their default), or `off`.
+    #[arg(long, env = "RATE_LIMITS", default_value = crate::ratelimit::DEFAULT_RATE_LIMITS)]
+    pub rate_limits: crate::ratelimit::Budgets,
     /// `production` makes cookies `Secure; SameSite=None`; otherwise `SameSite=Lax`.
     #[arg(long, env = "DEPLOYMENT", default_value = "development")]
     pub deployment: String,
@@ -99,29 +94,6 @@ impl Config {
         }
     }
 
-    /// Origins allowed by CORS.
-    pub fn cors_origins(&self) -> Vec<String> {
-        split(&self.cors_origin)
-    }
-
-    /// Every origin trusted for auth: BETTER_AUTH_URL's, CORS_ORIGIN, TRUSTED_ORIGINS and
-    /// BETTER_AUTH_TRUSTED_ORIGINS (BEHAVIOUR §2.6, without the original's hard-coded LAN IPs).
-    pub fn trusted_origins(&self) -> anyhow::Result<Vec<String>> {
-        let base =
-            url::Url::parse(&self.better_auth_url).context("BETTER_AUTH_URL is not a URL")?;
-        let mut origins = vec![base.origin().ascii_serialization()];
-        origins.extend(split(&self.cors_origin));
-        origins.extend(split(&self.trusted_origins));
-        origins.extend(split(&self.better_auth_trusted_origins));
-        origins.dedup();
-        Ok(origins)
-    }
-
-    /// True when cookies must carry the `__Secure-` prefix.
-    pub fn secure_prefix(&self) -> bool {
-        self.better_auth_url.starts_with("https://")
-    }
-
     pub fn production(&self) -> bool {
         self.deployment == "production"
     }
@@ -153,13 +125,6 @@ impl Config {
     pub fn upload_timeout(&self) -> Duration {
         Duration::from_secs(self.upload_timeout_secs.max(1))
     }
-}
-
-fn split(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(|s| s.trim().trim_end_matches('/').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 /// A request budget per window, or none.

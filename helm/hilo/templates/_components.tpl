@@ -84,6 +84,7 @@ because sprig's merge/mergeOverwrite cannot let a `false` or `0` in the componen
 {{- with $v.otel.endpoint }}{{ $_ := set $cfg "OTEL_EXPORTER_OTLP_ENDPOINT" . }}{{ end -}}
 {{- if eq $c.kind "grpc" -}}
 {{- $_ := set $cfg "GRPC_MAX_CONNECTION_AGE_SECS" (toString (int $c.grpc.maxConnectionAgeSeconds)) -}}
+{{- $_ := set $cfg "GRPC_REFLECTION" (toString (default false $c.grpc.reflection)) -}}
 {{- $_ := set $cfg "JWT_ISSUER" $v.jwt.issuer -}}
 {{- $_ := set $cfg "JWT_AUDIENCE" $v.jwt.audience -}}
 {{- end -}}

@@ -49,6 +49,7 @@ impl App {
             verifier,
             providers: Arc::new(providers),
             relay: outbox::Relay::new("outbox"),
+            trusted_origins: config.origins.trusted()?.into(),
         };
         Ok(Self {
             config,

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use hilo_kit::config::{GrpcArgs, JwtArgs, TelemetryArgs};
+use hilo_kit::config::{GrpcArgs, JwtArgs, OriginArgs, TelemetryArgs};
 
 /// Everything the accounts service reads at start-up.
 #[derive(Args, Clone, Debug)]
@@ -36,6 +36,10 @@ pub struct Config {
     /// Lifetime of access tokens, in seconds. Short, because they cannot be revoked.
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 300)]
     pub access_token_ttl_secs: u64,
+    /// The public URL and trusted origins, as the gateway reads them: a social sign-in may only
+    /// come back to them (StartSocialSignIn's base and callback URLs).
+    #[command(flatten)]
+    pub origins: OriginArgs,
     #[command(flatten)]
     pub oauth: OAuthArgs,
     #[command(flatten)]

@@ -8,7 +8,11 @@
 //! time, and the row deleted by the first callback that presents it, matching or not.
 
 use chrono::{Duration, Utc};
-use hilo_kit::{auth::Caller, validate};
+use hilo_kit::{
+    auth::Caller,
+    session,
+    validate::{self, Invalid},
+};
 use hilo_proto::accounts::v1::{self as pb, finish_social_sign_in_response::Outcome};
 use oauth2::PkceCodeChallenge;
 use subtle::ConstantTimeEq as _;
@@ -45,6 +49,13 @@ impl AccountsRpc {
             .get(&req.provider)
             .ok_or(Error::ProviderNotFound)?;
         let base = validate::http_url("baseUrl", &req.base_url)?;
+        // The caller's word is not taken for where the user comes back: the base and the
+        // callbacks must be this installation's (the gateway checks them too).
+        let trusted = &self.trusted_origins;
+        let base_origin = url::Url::parse(&base).map(|u| u.origin().ascii_serialization());
+        if !base_origin.is_ok_and(|origin| session::is_trusted(&origin, trusted)) {
+            return Err(Invalid::field("INVALID_BASEURL", "baseUrl", "Invalid baseUrl").into());
+        }
         let mut v = validate::Violations::default();
         for (field, url) in [
             ("callbackURL", Some(&req.callback_url)),
@@ -53,6 +64,8 @@ impl AccountsRpc {
         ] {
             if url.is_some_and(|u| u.is_empty() || u.len() > validate::URL_MAX) {
                 v.push(field, format!("{field} must be 1 to 2048 characters"));
+            } else if url.is_some_and(|u| !session::callback_allowed(u, trusted)) {
+                v.push(field, format!("Invalid {field}"));
             }
         }
         v.finish()?;

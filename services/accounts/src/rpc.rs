@@ -38,6 +38,8 @@ pub struct AccountsRpc {
     pub providers: std::sync::Arc<Providers>,
     /// Publishes the outbox (session revoked, user deleted) after each commit.
     pub relay: Relay,
+    /// Where a social sign-in may come back to (its base and callback URLs).
+    pub trusted_origins: std::sync::Arc<[String]>,
 }
 
 /// The gRPC surface: authenticate the caller where the RPC needs one, then run the rule.

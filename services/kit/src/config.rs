@@ -26,6 +26,61 @@ pub struct TelemetryArgs {
     pub otlp_endpoint: Option<String>,
 }
 
+/// The public URL and the origins trusted for auth (CSRF and `/ws` origin checks, callback
+/// URLs), read the same way by the gateway, realtime and accounts.
+#[derive(Args, Clone, Debug)]
+pub struct OriginArgs {
+    /// Public base URL; its origin is trusted, and `https://` makes cookies `__Secure-`.
+    #[arg(long, env = "BETTER_AUTH_URL", default_value = "http://localhost:8080")]
+    pub better_auth_url: String,
+    /// Browser origins of the web client (comma-separated): allowed by CORS, trusted for auth.
+    #[arg(long, env = "CORS_ORIGIN", default_value = "http://localhost:8081")]
+    pub cors_origin: String,
+    /// More trusted origins (comma-separated); `exp://` trusts an Expo app.
+    #[arg(long, env = "TRUSTED_ORIGINS", default_value = "")]
+    pub trusted_origins: String,
+    /// Better Auth's name for the same list.
+    #[arg(long, env = "BETTER_AUTH_TRUSTED_ORIGINS", default_value = "")]
+    pub better_auth_trusted_origins: String,
+}
+
+impl OriginArgs {
+    /// CORS_ORIGIN's entries.
+    pub fn cors_origins(&self) -> Vec<String> {
+        split(&self.cors_origin)
+    }
+
+    /// Every trusted origin: BETTER_AUTH_URL's, CORS_ORIGIN, TRUSTED_ORIGINS and
+    /// BETTER_AUTH_TRUSTED_ORIGINS (without the original's hard-coded LAN addresses).
+    pub fn trusted(&self) -> anyhow::Result<Vec<String>> {
+        use anyhow::Context as _;
+        let base =
+            url::Url::parse(&self.better_auth_url).context("BETTER_AUTH_URL is not a URL")?;
+        let mut origins = vec![base.origin().ascii_serialization()];
+        for list in [
+            &self.cors_origin,
+            &self.trusted_origins,
+            &self.better_auth_trusted_origins,
+        ] {
+            origins.extend(split(list));
+        }
+        origins.dedup();
+        Ok(origins)
+    }
+
+    /// True when cookies carry the `__Secure-` prefix.
+    pub fn secure_prefix(&self) -> bool {
+        self.better_auth_url.starts_with("https://")
+    }
+}
+
+fn split(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|s| s.trim().trim_end_matches('/').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Access-token settings shared by the signer (accounts) and every verifier.
 #[derive(Args, Clone, Debug)]
 pub struct JwtArgs {

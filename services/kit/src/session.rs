@@ -223,6 +223,36 @@ pub fn is_trusted(origin: &str, trusted: &[String]) -> bool {
         .any(|t| t == origin || (t.ends_with("://") && origin.starts_with(t.as_str())))
 }
 
+/// May sign-in send the browser to `value` afterwards? A path on this site, or an absolute URL
+/// of a trusted origin; anything else would make sign-in an open redirect.
+pub fn callback_allowed(value: &str, trusted: &[String]) -> bool {
+    // The URL parser drops tabs and line breaks, and browsers do too: none is allowed.
+    let printable = value.bytes().all(|b| b.is_ascii_graphic());
+    is_relative_path(value)
+        || (printable
+            && url::Url::parse(value).is_ok_and(|u| {
+                is_trusted(&u.origin().ascii_serialization(), trusted)
+                    || is_trusted(&format!("{}://", u.scheme()), trusted)
+            }))
+}
+
+/// A path on this site, spelled with a strict set of characters, as Better Auth accepts them:
+/// a browser drops tabs and line breaks (`/\t/evil.example` is `//evil.example`, another
+/// site) and reads `\` as `/`, so none of them, nor an escaped `/` or `\` at the start,
+/// can turn it into a link elsewhere.
+fn is_relative_path(value: &str) -> bool {
+    let Some(rest) = value.strip_prefix('/') else {
+        return false;
+    };
+    let lowered = rest.to_ascii_lowercase();
+    let escapes_out =
+        rest.starts_with('/') || lowered.starts_with("%2f") || lowered.starts_with("%5c");
+    !escapes_out
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/?=&%+@:#,!*;".contains(&b))
+}
+
 /// The Redis sorted set saying on which realtime replicas a user has open sockets (members:
 /// replica ids; scores: expiry, seconds since the epoch). Written by realtime only.
 pub fn presence_key(user_id: &str) -> String {

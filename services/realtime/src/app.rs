@@ -64,7 +64,7 @@ impl App {
     /// Validates configuration, connects NATS and Redis, binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.secret()?;
-        config.trusted_origins()?;
+        config.origins.trusted()?;
         let nats = hilo_kit::outbox::connect(&config.nats_url).await?;
         let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
         let redis = redis::aio::ConnectionManager::new(redis)
@@ -110,8 +110,8 @@ impl App {
             accounts: AccountsServiceClient::new(grpc::connect(&config.accounts_url)?),
             messaging,
             redis: self.redis,
-            cookies: Cookies::new(&config.secret()?, config.secure_prefix(), false),
-            trusted_origins: config.trusted_origins()?,
+            cookies: Cookies::new(&config.secret()?, config.origins.secure_prefix(), false),
+            trusted_origins: config.origins.trusted()?,
             hub,
             presence,
             shutdown: shutdown.clone(),

@@ -2,9 +2,9 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
-use hilo_kit::config::TelemetryArgs;
+use hilo_kit::config::{OriginArgs, TelemetryArgs};
 
 /// Everything a realtime replica reads at start-up.
 #[derive(Parser, Clone, Debug)]
@@ -31,18 +31,8 @@ pub struct Config {
     /// Secret that signs session cookies (Better Auth's, the gateway's); required outside dev.
     #[arg(long, env = "BETTER_AUTH_SECRET", hide_env_values = true)]
     pub better_auth_secret: Option<String>,
-    /// Public base URL: its origin is trusted, and `https://` means `__Secure-` cookies.
-    #[arg(long, env = "BETTER_AUTH_URL", default_value = "http://localhost:8080")]
-    pub better_auth_url: String,
-    /// Browser origins of the web client (comma-separated); trusted for `/ws`.
-    #[arg(long, env = "CORS_ORIGIN", default_value = "http://localhost:8081")]
-    pub cors_origin: String,
-    /// More trusted origins (comma-separated).
-    #[arg(long, env = "TRUSTED_ORIGINS", default_value = "")]
-    pub trusted_origins: String,
-    /// Better Auth's name for the same list.
-    #[arg(long, env = "BETTER_AUTH_TRUSTED_ORIGINS", default_value = "")]
-    pub better_auth_trusted_origins: String,
+    #[command(flatten)]
+    pub origins: OriginArgs,
     /// Frames queued for one socket before it counts as too slow and is closed (1008).
     #[arg(long, env = "SEND_QUEUE", default_value_t = 256)]
     pub send_queue: usize,
@@ -115,32 +105,6 @@ impl Config {
                 bail!("BETTER_AUTH_SECRET is required (or set HILO_DEV=true for local development)")
             }
         }
-    }
-
-    /// Origins allowed to open `/ws` from a browser: BETTER_AUTH_URL's, CORS_ORIGIN,
-    /// TRUSTED_ORIGINS and BETTER_AUTH_TRUSTED_ORIGINS, as the gateway trusts them.
-    pub fn trusted_origins(&self) -> anyhow::Result<Vec<String>> {
-        let base =
-            url::Url::parse(&self.better_auth_url).context("BETTER_AUTH_URL is not a URL")?;
-        let mut origins = vec![base.origin().ascii_serialization()];
-        for list in [
-            &self.cors_origin,
-            &self.trusted_origins,
-            &self.better_auth_trusted_origins,
-        ] {
-            origins.extend(
-                list.split(',')
-                    .map(|s| s.trim().trim_end_matches('/').to_owned())
-                    .filter(|s| !s.is_empty()),
-            );
-        }
-        origins.dedup();
-        Ok(origins)
-    }
-
-    /// True when cookies carry the `__Secure-` prefix.
-    pub fn secure_prefix(&self) -> bool {
-        self.better_auth_url.starts_with("https://")
     }
 
     /// Durations of the socket lifecycle, in one place for the session loop.
