@@ -609,6 +609,13 @@ def chart_rules(docs: list[tuple[str, dict]], values: dict) -> list[str]:
             if data.get("GRPC_REFLECTION") != str(bool(wanted)).lower():
                 problems.append(f"ConfigMap/{name}: GRPC_REFLECTION={data.get('GRPC_REFLECTION')!r}, want {str(bool(wanted)).lower()}")
 
+    # Social sign-in starts at the gateway and is checked again by accounts: same origins.
+    configs = {name.split("-")[-1]: cm.get("data") or {} for name, cm in by_kind.get("ConfigMap", {}).items()}
+    if "gateway" in configs and "accounts" in configs:
+        for key in ("BETTER_AUTH_URL", "CORS_ORIGIN", "TRUSTED_ORIGINS"):
+            if configs["gateway"].get(key) != configs["accounts"].get(key):
+                problems.append(f"{key} differs between gateway and accounts")
+
     hooks = [set((d["metadata"].get("annotations") or {}).get("helm.sh/hook", "").split(",")) for _, d in docs]
     if not any("test" in h for h in hooks):
         problems.append("no `helm test` hook Pod rendered")
