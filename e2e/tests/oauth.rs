@@ -26,6 +26,27 @@ async fn oauth_stack(env: Vec<(String, String)>) -> Stack {
     .await
 }
 
+/// The test browser's cookie jar for sign-in flows: the state cookie (`name=value`) each
+/// started flow set, by its state. [`land`] sends it back, as the browser that started the
+/// flow would; [`land_elsewhere`] is another browser.
+static JAR: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Keeps the state cookie a response set, for the flow whose authorization URL is `url`.
+fn keep_state_cookie(response: &reqwest::Response, url: &str) {
+    let cookie = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("better-auth.state="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    if let (Some(cookie), Some(state)) = (cookie, param(url, "state")) {
+        JAR.lock().unwrap().insert(state, cookie);
+    }
+}
+
 /// `POST /api/auth/sign-in/social` with the three callback URLs: the authorization URL.
 async fn begin(base: &str, provider: &str) -> String {
     let response = http()
@@ -42,6 +63,7 @@ async fn begin(base: &str, provider: &str) -> String {
         .to_str()
         .unwrap()
         .to_owned();
+    keep_state_cookie(&response, &location);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["redirect"], true);
     assert_eq!(body["url"], location.as_str());
@@ -66,9 +88,25 @@ struct Landing {
     cookie: Option<String>,
 }
 
-/// Back at the gateway: always a 302, never an error page of its own.
+/// Back at the gateway in the browser that started the flow: always a 302, never an error
+/// page of its own.
 async fn land(callback: &str) -> Landing {
-    let response = http().get(callback).send().await.unwrap();
+    let cookie =
+        param(callback, "state").and_then(|state| JAR.lock().unwrap().get(&state).cloned());
+    land_with(callback, cookie).await
+}
+
+/// The same callback opened in another browser (no state cookie).
+async fn land_elsewhere(callback: &str) -> Landing {
+    land_with(callback, None).await
+}
+
+async fn land_with(callback: &str, state_cookie: Option<String>) -> Landing {
+    let mut request = http().get(callback);
+    if let Some(cookie) = state_cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    let response = request.send().await.unwrap();
     assert_eq!(response.status(), 302, "callback {callback}");
     Landing {
         location: response.headers()[header::LOCATION]
@@ -243,6 +281,7 @@ async fn google_sign_in_through_the_readme_link_asks_to_select_an_account() {
         .to_str()
         .unwrap()
         .to_owned();
+    keep_state_cookie(&response, &url);
     assert!(
         url.starts_with(&format!("{}/google/authorize?", mock.url)),
         "{url}"
@@ -312,21 +351,29 @@ async fn a_callback_whose_state_does_not_match_is_refused() {
     let state = param(&callback, "state").unwrap();
     let (id, _secret) = state.split_once('.').unwrap();
     let forged = set_param(&callback, "state", Some(&format!("{id}.{}", random(32))));
-    let landing = land(&forged).await;
+    let cookie = JAR.lock().unwrap().get(&state).cloned();
+    let landing = land_with(&forged, cookie).await;
     assert_eq!(landing.location, error_page(base, "state_mismatch"));
     assert!(landing.cookie.is_none());
-    // That attempt used the state up: the genuine callback must start over.
+    // The genuine callback opened in another browser (login CSRF): refused, and the state is
+    // not used up by it.
+    let landing = land_elsewhere(&callback).await;
+    assert_eq!(landing.location, error_page(base, "state_mismatch"));
+    assert!(landing.cookie.is_none());
+    // In the browser that started it, the flow completes; a replay then finds it used up.
+    let landing = land(&callback).await;
+    assert_eq!(landing.location, WELCOME, "a new user");
+    assert!(landing.cookie.is_some());
     let landing = land(&callback).await;
     assert_eq!(
         landing.location,
         error_page(base, "please_restart_the_process")
     );
-    assert!(landing.cookie.is_none());
 
     let never_issued = set_param(&callback, "state", Some("nope.nope"));
     assert_eq!(
         land(&never_issued).await.location,
-        error_page(base, "please_restart_the_process")
+        error_page(base, "state_mismatch")
     );
 
     // A GitHub state presented at Google's callback.
@@ -651,10 +698,7 @@ async fn a_provider_without_credentials_answers_provider_not_found() {
         (404, Some("PROVIDER_NOT_FOUND"))
     );
     let landing = land(&format!("{base}/api/auth/callback/google?state=a.b&code=c")).await;
-    assert_eq!(
-        landing.location,
-        error_page(base, "please_restart_the_process")
-    );
+    assert_eq!(landing.location, error_page(base, "state_mismatch"));
     let (status, _) = call(
         Method::POST,
         social,
@@ -676,7 +720,8 @@ async fn malformed_callbacks_redirect_to_an_error_and_never_fail() {
         ("?code=abc", "state_not_found"),
         ("?state=", "state_not_found"),
         ("?state=a&state=b", "invalid_callback_request"),
-        ("?state=no-dot&code=x", "please_restart_the_process"),
+        // States this browser never started: refused before accounts is asked.
+        ("?state=no-dot&code=x", "state_mismatch"),
     ] {
         let landing = land(&format!("{callback}{query}")).await;
         assert_eq!(landing.location, error_page(base, code), "{query}");
@@ -684,12 +729,12 @@ async fn malformed_callbacks_redirect_to_an_error_and_never_fail() {
     let long = format!("{callback}?code=x&state={}.x", "a".repeat(5000));
     assert_eq!(
         land(&long).await.location,
-        error_page(base, "please_restart_the_process")
+        error_page(base, "state_mismatch")
     );
     let unknown = format!("{base}/api/auth/callback/twitter?code=x&state=a.b");
     assert_eq!(
         land(&unknown).await.location,
-        error_page(base, "please_restart_the_process")
+        error_page(base, "state_mismatch")
     );
 
     // A genuine state with no code, or with the provider's error, goes to errorCallbackURL.
@@ -745,11 +790,40 @@ async fn an_app_callback_gets_the_session_cookie_in_its_url() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // The app's own HTTP client got the state cookie; the system browser that finishes the
+    // flow has not.
     let url = response.json::<Value>().await.unwrap()["url"]
         .as_str()
         .unwrap()
         .to_owned();
-    let landing = land(&authorize(&url).await).await;
+    let callback = authorize(&url).await;
+    assert_eq!(
+        land_elsewhere(&callback).await.location,
+        error_page(base, "state_mismatch"),
+        "without the proxy the browser is a stranger to the flow"
+    );
+    // So the app opens Better Auth's Expo authorization proxy in the browser first.
+    let proxy = format!("{base}/api/auth/expo-authorization-proxy");
+    let open = |authorization: &str| {
+        let mut target = Url::parse(&proxy).unwrap();
+        target
+            .query_pairs_mut()
+            .append_pair("authorizationURL", authorization);
+        http().get(target).send()
+    };
+    let opened = open(&url).await.unwrap();
+    assert_eq!(opened.status(), 302);
+    assert_eq!(opened.headers()[header::LOCATION], url.as_str());
+    keep_state_cookie(&opened, &url);
+    // It only ever leads to an authorization URL the gateway handed out.
+    for other in [
+        "https://evil.example/?state=x".to_owned(),
+        set_param(&url, "redirect_uri", Some("https://evil.example/cb")),
+    ] {
+        let refused = open(&other).await.unwrap();
+        assert_eq!(refused.status(), 400, "{other}");
+    }
+    let landing = land(&callback).await;
     assert!(
         landing.location.starts_with(&format!("{app}?cookie=")),
         "{}",

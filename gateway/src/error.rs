@@ -82,6 +82,17 @@ impl ApiError {
         }])
     }
 
+    /// 503 for a transient outage: the client may try again in a moment (`Retry-After`).
+    pub fn unavailable() -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "Service unavailable",
+        );
+        error.retry_after = Some(RETRY_AFTER_SECS);
+        error
+    }
+
     pub fn too_many_requests(retry_after: u64) -> Self {
         let mut error = Self::new(
             StatusCode::TOO_MANY_REQUESTS,

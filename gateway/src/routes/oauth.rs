@@ -1,7 +1,9 @@
 //! Better Auth's social sign-in (BEHAVIOUR §2.2, §2.7, §2.8): start with
 //! `POST /api/auth/sign-in/social` (or the README's `GET /api/auth/sign-in/{provider}`) and
 //! come back at `/api/auth/callback/{provider}`. Accounts runs the OAuth flow; this file checks
-//! callback URLs, maps HTTP to gRPC and redirects.
+//! callback URLs, binds each flow to the browser that started it (a signed state cookie, as
+//! Better Auth does; an app hands it to the system browser through the Expo authorization
+//! proxy), maps HTTP to gRPC and redirects.
 
 use std::net::SocketAddr;
 
@@ -31,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_in_social))
         .routes(routes!(sign_in_redirect))
         .routes(routes!(callback))
+        .routes(routes!(expo_authorization_proxy))
         .routes(routes!(error_page))
 }
 
@@ -71,14 +74,21 @@ pub struct SocialReply {
     pub redirect: bool,
 }
 
+/// A started sign-in: the provider's URL, and the `Set-Cookie` binding it to this browser.
+struct Started {
+    url: String,
+    state_cookie: Option<HeaderValue>,
+}
+
 /// Checks the callback URLs, counts the attempt, and asks accounts for the provider's URL.
+/// The URL is remembered for the flow's lifetime, so the Expo proxy redirects to it only.
 async fn start(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
     provider: String,
     urls: CallbackUrls,
-) -> ApiResult<String> {
+) -> ApiResult<Started> {
     let trusted = &state.trusted_origins;
     check_callback("callbackURL", urls.callback_url.as_deref(), trusted)?;
     check_callback(
@@ -107,7 +117,33 @@ async fn start(
         .start_social_sign_in(grpc::request(request, None, request_id(headers).as_deref()))
         .await?
         .into_inner();
-    Ok(reply.authorization_url)
+    let mut redis = state.redis.clone();
+    let remembered: redis::RedisResult<()> = redis::AsyncCommands::set_ex(
+        &mut redis,
+        proxy_key(&reply.state),
+        &reply.authorization_url,
+        STATE_SECS,
+    )
+    .await;
+    if let Err(error) = remembered {
+        // Only the Expo proxy needs it; browsers that started here still sign in.
+        tracing::warn!(%error, "could not remember the authorization URL");
+    }
+    Ok(Started {
+        url: reply.authorization_url,
+        state_cookie: state.cookies.bind_oauth_state(&reply.state),
+    })
+}
+
+/// How long a started sign-in lives (accounts' state and the state cookie alike).
+const STATE_SECS: u64 = 600;
+
+/// The Redis key of a started flow's authorization URL (by the state's digest).
+fn proxy_key(oauth_state: &str) -> String {
+    format!(
+        "hilo:gw:oauth:{}",
+        hilo_kit::session::hex_digest(oauth_state)
+    )
 }
 
 /// Start signing in with GitHub or Google: answers the provider's authorization URL.
@@ -122,7 +158,8 @@ async fn sign_in_social(
     headers: HeaderMap,
     Json(body): Json<SocialBody>,
 ) -> ApiResult<Response> {
-    let url = start(&state, &headers, peer, body.provider, body.urls).await?;
+    let Started { url, state_cookie } =
+        start(&state, &headers, peer, body.provider, body.urls).await?;
     let redirect = !body.disable_redirect.unwrap_or(false);
     let mut response = axum::Json(SocialReply {
         url: url.clone(),
@@ -131,6 +168,9 @@ async fn sign_in_social(
     .into_response();
     if redirect && let Ok(location) = HeaderValue::from_str(&url) {
         response.headers_mut().insert(header::LOCATION, location);
+    }
+    if let Some(cookie) = state_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
 }
@@ -149,8 +189,62 @@ async fn sign_in_redirect(
     headers: HeaderMap,
     Query(urls): Query<CallbackUrls>,
 ) -> ApiResult<Response> {
-    let url = start(&state, &headers, peer, provider, urls).await?;
-    Ok(redirect(&url, Vec::new()))
+    let started = start(&state, &headers, peer, provider, urls).await?;
+    Ok(redirect(
+        &started.url,
+        started.state_cookie.into_iter().collect(),
+    ))
+}
+
+/// The Expo plugin's proxy query: the authorization URL an app got from `sign-in/social`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProxyQuery {
+    #[serde(rename = "authorizationURL")]
+    pub authorization_url: Option<String>,
+}
+
+/// Better Auth's Expo authorization proxy: an app that started a social sign-in opens this in
+/// the system browser, which gets the flow's state cookie and goes on to the provider. Only
+/// an authorization URL this gateway handed out (for a live flow) is followed.
+#[utoipa::path(get, path = "/api/auth/expo-authorization-proxy", tag = "auth", params(ProxyQuery),
+    responses((status = 302, description = "To the provider, with the state cookie set"),
+              (status = 400, description = "INVALID_AUTHORIZATION_URL: not a URL of a live sign-in", body = ErrorBody)))]
+async fn expo_authorization_proxy(
+    State(state): State<AppState>,
+    query: Result<Query<ProxyQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_AUTHORIZATION_URL",
+            "Not the authorization URL of a sign-in in progress",
+        )
+    };
+    let url = query
+        .ok()
+        .and_then(|Query(q)| q.authorization_url)
+        .ok_or_else(invalid)?;
+    let oauth_state = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned())
+        })
+        .ok_or_else(invalid)?;
+    let mut redis = state.redis.clone();
+    let remembered: Option<String> = redis::AsyncCommands::get(&mut redis, proxy_key(&oauth_state))
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "authorization URLs unavailable");
+            ApiError::unavailable()
+        })?;
+    if remembered.as_deref() != Some(url.as_str()) {
+        return Err(invalid());
+    }
+    let cookie = state.cookies.bind_oauth_state(&oauth_state);
+    Ok(redirect(&url, cookie.into_iter().collect()))
 }
 
 /// What a provider sends back.
@@ -179,13 +273,26 @@ async fn callback(
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let default_error = format!("{}/api/auth/error", state.base_url);
-    let fail = |url: &str, code: &str| redirect(&with_query(url, "error", code), Vec::new());
+    // Whatever happens, the flow's state cookie has served.
+    let cleared: Vec<HeaderValue> = state.cookies.clear_oauth_state().into_iter().collect();
+    let fail = |url: &str, code: &str| redirect(&with_query(url, "error", code), cleared.clone());
     let Ok(Query(query)) = query else {
         return Ok(fail(&default_error, "invalid_callback_request"));
     };
     let Some(oauth_state) = query.state.filter(|s| !s.is_empty()) else {
         return Ok(fail(&default_error, "state_not_found"));
     };
+    // Only the browser that started the flow may finish it (Better Auth's state cookie). The
+    // state stays usable for that browser: a stranger's attempt does not consume it.
+    let bound = state.cookies.oauth_state(&headers).is_some_and(|started| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            started.as_bytes(),
+            oauth_state.as_bytes(),
+        ))
+    });
+    if !bound {
+        return Ok(fail(&default_error, "state_mismatch"));
+    }
     let ip = ratelimit::client_ip(&headers, peer, state.proxy_hops);
     let request = pb::FinishSocialSignInRequest {
         provider,
@@ -225,7 +332,7 @@ async fn callback(
             };
             let cookies = state.cookies.start(&signed_in.session_token, true);
             let target = app_redirect(target, &cookies, &state.trusted_origins);
-            Ok(redirect(&target, cookies))
+            Ok(redirect(&target, [cookies, cleared].concat()))
         }
         Some(Outcome::Error(code)) => {
             let url = reply.error_callback_url.unwrap_or(default_error);

@@ -17,6 +17,10 @@ use crate::{auth::now_secs, grpc};
 
 const COOKIE_NAME: &str = "better-auth.session_token";
 const DONT_REMEMBER: &str = "better-auth.dont_remember";
+const OAUTH_STATE: &str = "better-auth.state";
+/// How long a started social sign-in stays bound to its browser (accounts keeps its state as
+/// long).
+const OAUTH_STATE_MAX_AGE: u64 = 600;
 const SESSION_MAX_AGE: u64 = 7 * 24 * 3600;
 /// Longest time a session -> access-token exchange is reused from the cache.
 pub const CACHE_SECS: u64 = 60;
@@ -116,7 +120,38 @@ impl Cookies {
                 Some(bearer.into_owned())
             };
         }
-        let name = format!("{}{COOKIE_NAME}", self.prefix);
+        self.signed_cookie(headers, COOKIE_NAME)
+    }
+
+    /// `Set-Cookie` that binds a started social sign-in to this browser: the OAuth `state`,
+    /// signed, for as long as the state lives. The callback must come with it, so a callback
+    /// URL opened in another browser signs nobody in there (login CSRF).
+    pub fn bind_oauth_state(&self, state: &str) -> Option<HeaderValue> {
+        let value = utf8_percent_encode(&self.sign(state), NON_ALPHANUMERIC).to_string();
+        HeaderValue::from_str(&format!(
+            "{}{OAUTH_STATE}={value}; Max-Age={OAUTH_STATE_MAX_AGE}{}",
+            self.prefix, self.attributes
+        ))
+        .ok()
+    }
+
+    /// `Set-Cookie` that removes the OAuth state cookie (the callback used it).
+    pub fn clear_oauth_state(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!(
+            "{}{OAUTH_STATE}=; Max-Age=0{}",
+            self.prefix, self.attributes
+        ))
+        .ok()
+    }
+
+    /// The OAuth state this browser started, when its cookie's signature is right.
+    pub fn oauth_state(&self, headers: &HeaderMap) -> Option<String> {
+        self.signed_cookie(headers, OAUTH_STATE)
+    }
+
+    /// The verified value of one of Better Auth's signed cookies.
+    fn signed_cookie(&self, headers: &HeaderMap, name: &str) -> Option<String> {
+        let name = format!("{}{name}", self.prefix);
         headers
             .get_all(header::COOKIE)
             .iter()
