@@ -28,7 +28,7 @@ pub struct Options {
     pub messagings: usize,
     /// gRPC URL of a messaging service to use instead of starting one (tests: a stub).
     pub messaging_url: Option<String>,
-    /// `AUTH_RATE_LIMIT` of the gateways.
+    /// `AUTH_RATE_LIMIT` of the gateways; `off` also turns accounts' `AUTH_THROTTLE` off.
     pub auth_rate_limit: String,
     /// `RATE_LIMITS` of the gateways (budgets of app routes).
     pub rate_limits: String,
@@ -199,6 +199,10 @@ impl Stack {
                 gateway_urls.join(","),
             ),
         ];
+        // Accounts' own sign-in budgets go with the gateway's (off for most tests and benches).
+        if options.auth_rate_limit == "off" {
+            accounts_env.push(("AUTH_THROTTLE".to_owned(), "off".to_owned()));
+        }
         accounts_env.extend(options.env.iter().cloned());
         stack.accounts = stack
             .start_service(

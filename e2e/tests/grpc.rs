@@ -314,3 +314,75 @@ async fn every_service_works_for_a_client_that_only_has_reflection() {
         }
     }
 }
+
+#[tokio::test]
+async fn accounts_throttles_sign_ins_per_email_and_per_caller_by_itself() {
+    let env = vec![(
+        "AUTH_THROTTLE".to_owned(),
+        "email=3/3600s,caller=5/3600s".to_owned(),
+    )];
+    let stack = stack_with(hilo_e2e::Options {
+        env,
+        ..Default::default()
+    })
+    .await;
+    let mut accounts = client(&stack.accounts).await;
+    let sign_in = |email: &str, ip: Option<String>| pb::SignInRequest {
+        email: email.to_owned(),
+        password: "wrong password".to_owned(),
+        client: Some(pb::ClientInfo {
+            ip_address: ip,
+            user_agent: None,
+        }),
+    };
+    // One account guessed at from ever new addresses (as a caller may claim): its budget holds.
+    let target = "target@example.com";
+    let mut codes = Vec::new();
+    for i in 0..4 {
+        let ip = Some(format!("192.0.2.{i}"));
+        codes.push(
+            accounts
+                .sign_in(sign_in(target, ip))
+                .await
+                .unwrap_err()
+                .code(),
+        );
+    }
+    assert_eq!(
+        codes,
+        [
+            Code::Unauthenticated,
+            Code::Unauthenticated,
+            Code::Unauthenticated,
+            Code::ResourceExhausted
+        ]
+    );
+    // Through the gateway too: 429.
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("{}/api/auth/sign-in/email", stack.gateway()),
+        None,
+        Some(json!({ "email": target, "password": "wrong password" })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("TOO_MANY_REQUESTS"))
+    );
+
+    // One caller (no client address: its own, 127.0.0.1, which the gateway's attempt above
+    // also came from) trying many accounts: its budget holds.
+    let mut codes = Vec::new();
+    for i in 0..5 {
+        let email = format!("someone-{i}@example.com");
+        codes.push(
+            accounts
+                .sign_in(sign_in(&email, None))
+                .await
+                .unwrap_err()
+                .code(),
+        );
+    }
+    assert_eq!(codes[..4], [Code::Unauthenticated; 4]);
+    assert_eq!(codes[4], Code::ResourceExhausted);
+}

@@ -13,6 +13,7 @@ use axum::{
 };
 use hilo_kit::{
     admin,
+    config::RateLimit,
     grpc::{self, RetryingChannel},
     shutdown::CancellationToken,
     telemetry,
@@ -36,7 +37,7 @@ use tower_http::{
 
 use crate::{
     auth::Cookies,
-    config::{Config, RateLimit},
+    config::Config,
     error::{ApiError, default_code},
     routes,
 };

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use hilo_kit::config::{OriginArgs, TelemetryArgs};
+use hilo_kit::config::{OriginArgs, RateLimit, TelemetryArgs};
 
 /// Everything the gateway reads at start-up.
 #[derive(Parser, Clone, Debug)]
@@ -124,58 +124,5 @@ impl Config {
     /// The budget of `/api/uploads/*` requests.
     pub fn upload_timeout(&self) -> Duration {
         Duration::from_secs(self.upload_timeout_secs.max(1))
-    }
-}
-
-/// A request budget per window, or none.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RateLimit {
-    Off,
-    PerWindow { max: u32, window_secs: u32 },
-}
-
-impl std::str::FromStr for RateLimit {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.eq_ignore_ascii_case("off") {
-            return Ok(Self::Off);
-        }
-        let parsed = s.split_once('/').and_then(|(max, window)| {
-            let window = window.strip_suffix('s').unwrap_or(window);
-            Some((max.parse().ok()?, window.parse().ok()?))
-        });
-        match parsed {
-            Some((max, window_secs)) if max > 0 && window_secs > 0 => {
-                Ok(Self::PerWindow { max, window_secs })
-            }
-            _ => Err(format!("expected `N/Ds` (e.g. 3/10s) or `off`, got `{s}`")),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RateLimit;
-
-    #[test]
-    fn rate_limit_parses_budgets_and_off() {
-        assert_eq!(
-            "3/10s".parse(),
-            Ok(RateLimit::PerWindow {
-                max: 3,
-                window_secs: 10
-            })
-        );
-        assert_eq!(
-            "100/60".parse(),
-            Ok(RateLimit::PerWindow {
-                max: 100,
-                window_secs: 60
-            })
-        );
-        assert_eq!("OFF".parse(), Ok(RateLimit::Off));
-        assert!("0/10s".parse::<RateLimit>().is_err());
-        assert!("three".parse::<RateLimit>().is_err());
     }
 }

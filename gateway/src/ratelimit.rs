@@ -12,12 +12,11 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use hilo_kit::{auth::now_secs, session};
+use hilo_kit::{auth::now_secs, config::RateLimit, session};
 
 use crate::{
     app::AppState,
     auth::{Authed, request_id},
-    config::RateLimit,
     error::{ApiError, ApiResult},
 };
 
@@ -289,8 +288,8 @@ pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, hops: u8) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::{Budgets, Class, DEFAULT_BUDGETS, DEFAULT_RATE_LIMITS, client_ip};
-    use crate::config::RateLimit;
     use axum::http::{HeaderMap, HeaderValue, Method};
+    use hilo_kit::config::RateLimit;
 
     #[test]
     fn the_client_is_counted_from_the_right() {

@@ -50,6 +50,7 @@ impl App {
             providers: Arc::new(providers),
             relay: outbox::Relay::new("outbox"),
             trusted_origins: config.origins.trusted()?.into(),
+            throttle: config.auth_throttle,
         };
         Ok(Self {
             config,

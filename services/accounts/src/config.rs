@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use hilo_kit::config::{GrpcArgs, JwtArgs, OriginArgs, TelemetryArgs};
+use hilo_kit::config::{GrpcArgs, JwtArgs, OriginArgs, RateLimit, TelemetryArgs};
 
 /// Everything the accounts service reads at start-up.
 #[derive(Args, Clone, Debug)]
@@ -33,6 +33,15 @@ pub struct Config {
     /// NATS URL; session revocations and user deletions go to JetStream (`chat.events.>`).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:14222")]
     pub nats_url: String,
+    /// Accounts' own sign-in and sign-up budgets, for every caller (the gateway limits per
+    /// address before): `email=N/Ds` (sign-ins per email), `caller=N/Ds` (sign-ins and sign-ups
+    /// per client address, or per calling peer without one), comma-separated, or `off`.
+    #[arg(
+        long,
+        env = "AUTH_THROTTLE",
+        default_value = "email=10/300s,caller=60/60s"
+    )]
+    pub auth_throttle: Throttle,
     /// Lifetime of access tokens, in seconds. Short, because they cannot be revoked.
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 300)]
     pub access_token_ttl_secs: u64,
@@ -145,5 +154,65 @@ impl std::str::FromStr for Secret {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(Self(s.to_owned()))
+    }
+}
+
+/// AUTH_THROTTLE: accounts' budgets per email and per caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    pub email: RateLimit,
+    pub caller: RateLimit,
+}
+
+impl std::str::FromStr for Throttle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut throttle = Self {
+            email: RateLimit::Off,
+            caller: RateLimit::Off,
+        };
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(throttle);
+        }
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.split_once('=') {
+                Some(("email", budget)) => throttle.email = budget.parse()?,
+                Some(("caller", budget)) => throttle.caller = budget.parse()?,
+                _ => {
+                    return Err(format!(
+                        "expected `email=N/Ds,caller=N/Ds` or `off`, got `{part}`"
+                    ));
+                }
+            }
+        }
+        Ok(throttle)
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::{RateLimit, Throttle};
+
+    #[test]
+    fn throttles_parse_per_key_or_off() {
+        let both: Throttle = "email=10/300s,caller=60/60s".parse().unwrap();
+        assert_eq!(
+            both.email,
+            RateLimit::PerWindow {
+                max: 10,
+                window_secs: 300
+            }
+        );
+        assert_eq!(
+            both.caller,
+            RateLimit::PerWindow {
+                max: 60,
+                window_secs: 60
+            }
+        );
+        let off: Throttle = "off".parse().unwrap();
+        assert_eq!((off.email, off.caller), (RateLimit::Off, RateLimit::Off));
+        assert!("ip=1/1s".parse::<Throttle>().is_err());
     }
 }

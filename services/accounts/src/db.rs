@@ -280,6 +280,23 @@ pub async fn update_profile(
     Ok(())
 }
 
+/// Counts one attempt on `key` in the current window of `window_secs` and returns the count
+/// so far; windows past their end are dropped on the way.
+pub async fn hit(pool: &PgPool, key: &str, window_secs: u32) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM auth_throttle WHERE expires_at < now()) \
+         INSERT INTO auth_throttle (key, window_start, expires_at) \
+         VALUES ($1, floor(extract(epoch FROM now()) / $2)::bigint, \
+           now() + make_interval(secs => $2::double precision)) \
+         ON CONFLICT (key, window_start) DO UPDATE SET hits = auth_throttle.hits + 1 \
+         RETURNING hits::bigint",
+    )
+    .bind(key)
+    .bind(i64::from(window_secs))
+    .fetch_one(pool)
+    .await
+}
+
 /// Deletes a user; profile, identities and sessions go with it (ON DELETE CASCADE).
 /// Returns false when there was no such user.
 pub async fn delete_user(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {

@@ -36,6 +36,9 @@ pub enum Error {
     LastIdentity,
     #[error("identity not found")]
     IdentityNotFound,
+    /// Too many sign-ins or sign-ups for an email or from a caller (AUTH_THROTTLE).
+    #[error("too many attempts")]
+    Throttled,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -86,6 +89,11 @@ impl From<Error> for Status {
                 Code::FailedPrecondition,
                 "ACCOUNT_NOT_FOUND",
                 "Account not found",
+            ),
+            Error::Throttled => status(
+                Code::ResourceExhausted,
+                "TOO_MANY_REQUESTS",
+                "Too many requests. Please try again later.",
             ),
             Error::Db(error) => db_error(error),
             Error::Internal(error) => internal(format!("{error:#}")),

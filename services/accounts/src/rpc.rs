@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use hilo_kit::{
     auth::{Caller, TokenVerifier},
+    config::RateLimit,
     grpc::reply,
     outbox::{self, Relay},
     validate::{self, Invalid, Violations},
@@ -15,6 +16,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    config::Throttle,
     db::{self, NewUser, ProfilePatch, SessionRow, UserPatch, UserRow},
     error::{Error, Result},
     input, password,
@@ -40,6 +42,18 @@ pub struct AccountsRpc {
     pub relay: Relay,
     /// Where a social sign-in may come back to (its base and callback URLs).
     pub trusted_origins: std::sync::Arc<[String]>,
+    /// AUTH_THROTTLE.
+    pub throttle: Throttle,
+}
+
+/// Who is signing in, for the per-caller budget: the end client's address the gateway passes
+/// on, else the calling peer's.
+fn caller_address<T>(r: &Request<T>, client: Option<&pb::ClientInfo>) -> String {
+    client
+        .and_then(|c| c.ip_address.clone())
+        .filter(|ip| !ip.is_empty())
+        .or_else(|| r.remote_addr().map(|a| a.ip().to_string()))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The gRPC surface: authenticate the caller where the RPC needs one, then run the rule.
@@ -49,14 +63,16 @@ impl AccountsService for AccountsRpc {
         &self,
         r: Request<pb::SignUpRequest>,
     ) -> Result<Response<pb::SignUpResponse>, Status> {
-        reply(self.register(r.into_inner()).await)
+        let caller = caller_address(&r, r.get_ref().client.as_ref());
+        reply(self.register(r.into_inner(), &caller).await)
     }
 
     async fn sign_in(
         &self,
         r: Request<pb::SignInRequest>,
     ) -> Result<Response<pb::SignInResponse>, Status> {
-        reply(self.authenticate(r.into_inner()).await)
+        let caller = caller_address(&r, r.get_ref().client.as_ref());
+        reply(self.authenticate(r.into_inner(), &caller).await)
     }
 
     async fn exchange_session(
@@ -158,7 +174,9 @@ impl AccountsService for AccountsRpc {
 }
 
 impl AccountsRpc {
-    async fn register(&self, req: pb::SignUpRequest) -> Result<pb::SignUpResponse> {
+    async fn register(&self, req: pb::SignUpRequest, caller: &str) -> Result<pb::SignUpResponse> {
+        self.throttle(&format!("caller:{caller}"), self.throttle.caller)
+            .await?;
         let email = input::email("email", &req.email)?;
         input::password(&req.password)?;
         let name = validate::text("name", &req.name, input::NAME_MAX)?;
@@ -206,9 +224,18 @@ impl AccountsRpc {
         })
     }
 
-    async fn authenticate(&self, req: pb::SignInRequest) -> Result<pb::SignInResponse> {
+    async fn authenticate(
+        &self,
+        req: pb::SignInRequest,
+        caller: &str,
+    ) -> Result<pb::SignInResponse> {
         // A malformed email cannot have an account: same answer as a wrong password.
         let email = input::email("email", &req.email).unwrap_or_default();
+        self.throttle(&format!("caller:{caller}"), self.throttle.caller)
+            .await?;
+        // Guessing one account's password from many addresses meets this one.
+        self.throttle(&format!("email:{email}"), self.throttle.email)
+            .await?;
         let (user_id, hash) = match db::find_credential(&self.pool, &email).await? {
             Some((id, hash)) => (Some(id), hash),
             None => (None, None),
@@ -252,6 +279,18 @@ impl AccountsRpc {
             }),
             refreshed,
         })
+    }
+
+    /// Counts an attempt on `key`; refused beyond `limit` (AUTH_THROTTLE).
+    async fn throttle(&self, key: &str, limit: RateLimit) -> Result<()> {
+        let RateLimit::PerWindow { max, window_secs } = limit else {
+            return Ok(());
+        };
+        if db::hit(&self.pool, key, window_secs).await? > i64::from(max) {
+            tracing::warn!(key, "sign-in throttled");
+            return Err(Error::Throttled);
+        }
+        Ok(())
     }
 
     /// Ends the caller's session and says so (realtime closes its sockets at once).
