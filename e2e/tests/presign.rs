@@ -79,6 +79,9 @@ async fn presigned_uploads_go_straight_to_s3_and_are_checked_on_completion() {
         "bound to length and type: {signed}"
     );
     assert_eq!(put_presigned(&presigned, file.clone()).await, 200);
+    // Until its bytes are checked the file is in quarantine: no object at its key.
+    assert_eq!(head(&stack, &key).await, None);
+    assert!(head(&stack, &format!("quarantine/{key}")).await.is_some());
     let (status, body) = complete(base, &bob, json!({"key": key})).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -97,6 +100,10 @@ async fn presigned_uploads_go_straight_to_s3_and_are_checked_on_completion() {
         file.len(),
     )
     .await;
+    assert_eq!(head(&stack, &format!("quarantine/{key}")).await, None);
+    // Completing again answers the same file.
+    let (status, again) = complete(base, &ada, json!({"key": key})).await;
+    assert_eq!((status, &again["data"]), (200, &body["data"]));
 
     // S3 refuses a body of another length or type than signed, and a tampered URL.
     let (_, presigned) = presign(base, &ada, request.clone()).await;
@@ -134,12 +141,25 @@ async fn presigned_uploads_go_straight_to_s3_and_are_checked_on_completion() {
     );
     assert_eq!(head(&stack, presigned["key"].as_str().unwrap()).await, None);
 
-    // Text PUT under an image kind: deleted on completion.
-    let words = text();
-    let (_, presigned) = presign(base, &ada, json!({"kind": "message/image", "filename": "x.png", "contentType": "image/png", "size": words.len()})).await;
-    assert_eq!(put_presigned(&presigned, words).await, 200);
+    // HTML PUT as an image: never at its key (so never served), never valid, deleted on
+    // completion.
+    let page = b"<!doctype html><html><script>alert(document.cookie)</script></html>".to_vec();
+    let (_, presigned) = presign(base, &ada, json!({"kind": "message/image", "filename": "x.png", "contentType": "image/png", "size": page.len()})).await;
+    assert_eq!(put_presigned(&presigned, page).await, 200);
     let key = presigned["key"].as_str().unwrap();
-    assert!(head(&stack, key).await.is_some());
+    let quarantined = format!("quarantine/{key}");
+    assert_eq!(head(&stack, key).await, None);
+    assert!(head(&stack, &quarantined).await.is_some());
+    for file_key in [key.to_owned(), quarantined.clone()] {
+        let (status, _) = call(
+            Method::POST,
+            format!("{base}/api/uploads/validate"),
+            Some(&ada),
+            Some(json!({"fileKey": file_key, "publicUrl": presigned["publicUrl"]})),
+        )
+        .await;
+        assert_eq!(status, 404, "{file_key} is not valid");
+    }
     let (status, body) = complete(base, &ada, json!({"key": key})).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -147,7 +167,7 @@ async fn presigned_uploads_go_straight_to_s3_and_are_checked_on_completion() {
         "{body}"
     );
     assert_eq!(
-        head(&stack, key).await,
+        head(&stack, &quarantined).await,
         None,
         "the mismatched object is deleted"
     );

@@ -216,6 +216,15 @@ pub fn owned_key(kind: &Kind, owner: &str, filename: &str) -> String {
     )
 }
 
+/// Where presigned PUTs land until `/complete` has checked their bytes: a prefix no public
+/// URL serves (docs/security.md), and no key a client names may be in.
+pub const QUARANTINE: &str = "quarantine/";
+
+/// The quarantine twin of a presigned upload's key.
+pub fn quarantined(key: &str) -> String {
+    format!("{QUARANTINE}{key}")
+}
+
 /// The kind and owner of a presigned upload's key; `None` when the key is not one.
 pub fn owner_of(key: &str) -> Option<(&'static Kind, &str)> {
     let (kind, rest) = by_key(key)?;

@@ -112,9 +112,16 @@ impl UploadsRpc {
         };
         check_size(kind, req.size, "size")?;
         let key = kinds::owned_key(kind, &caller.user_id, &kinds::sanitize(&req.filename));
+        // The PUT lands in quarantine: `key` (and its public URL) exists only once
+        // `/complete` has checked the bytes.
         let presigned = self
             .store
-            .presign_put(&key, content_type, req.size, self.presign_ttl)
+            .presign_put(
+                &kinds::quarantined(&key),
+                content_type,
+                req.size,
+                self.presign_ttl,
+            )
             .await?;
         let expires = SystemTime::now() + self.presign_ttl;
         let seconds = expires
@@ -138,8 +145,9 @@ impl UploadsRpc {
         })
     }
 
-    /// Checks a presigned upload where it landed; an object that breaks its kind's rules is
-    /// deleted, so it never becomes a usable URL.
+    /// Checks a presigned upload in quarantine, where it landed: one that keeps its kind's
+    /// rules moves to its key, stored with the type its bytes show; one that breaks them is
+    /// deleted, so it never becomes a usable URL. Completing again answers the stored file.
     async fn complete(
         &self,
         caller: Caller,
@@ -164,14 +172,18 @@ impl UploadsRpc {
             return Err(forbidden());
         }
         let key = req.key.as_str();
-        let (size, stored_type) = self
-            .store
-            .head(key)
-            .await?
-            .ok_or_else(|| Error::NotFound(key.to_owned()))?;
+        let held = kinds::quarantined(key);
+        let Some((size, stored_type)) = self.store.head(&held).await? else {
+            let (size, content_type) = self
+                .store
+                .head(key)
+                .await?
+                .ok_or_else(|| Error::NotFound(key.to_owned()))?;
+            return Ok(self.stored_file(key, content_type, size));
+        };
         let verdict = match check_size(kind, size, "key") {
             Ok(()) => {
-                let head = self.store.first_bytes(key, SNIFF_LEN).await?;
+                let head = self.store.first_bytes(&held, SNIFF_LEN).await?;
                 sniff::decide(&head, &stored_type, kind.class.types).map_err(|sniffed| {
                     Error::Unsupported {
                         field: "key".to_owned(),
@@ -187,30 +199,38 @@ impl UploadsRpc {
         let content_type = match verdict {
             Ok(t) => t,
             Err(error) => {
-                self.store.delete(&[key]).await;
+                self.store.delete(&[&held]).await;
                 tracing::info!(user_id = caller.user_id, key, %error, "presigned upload refused");
                 return Err(error);
             }
         };
+        self.store.copy(&held, key, content_type).await?;
+        self.store.delete(&[&held]).await;
+        tracing::info!(user_id = caller.user_id, key, "presigned upload checked");
+        Ok(self.stored_file(key, content_type.to_owned(), size))
+    }
+
+    fn stored_file(&self, key: &str, content_type: String, size: i64) -> pb::StoredFile {
         let filename = key
             .rsplit('/')
             .next()
             .and_then(|segment| segment.get(37..))
             .unwrap_or_default();
-        Ok(pb::StoredFile {
+        pb::StoredFile {
             url: self.store.url(key),
             key: key.to_owned(),
             filename: filename.to_owned(),
-            content_type: content_type.to_owned(),
+            content_type,
             size,
-        })
+        }
     }
 
     async fn stat(&self, key: String) -> Result<pb::StatObjectResponse> {
         if key.is_empty() {
             return Err(Error::invalid("VALIDATION_ERROR", "key", "key is required"));
         }
-        if key.len() > kinds::MAX_KEY {
+        // Unchecked uploads are not objects anyone may rely on.
+        if key.len() > kinds::MAX_KEY || key.starts_with(kinds::QUARANTINE) {
             return Err(Error::NotFound(key));
         }
         let (size, content_type) = self.store.head(&key).await?.ok_or(Error::NotFound(key))?;

@@ -122,6 +122,25 @@ impl Store {
         Ok(())
     }
 
+    /// Copies `from` to `to` inside the bucket, stored as `content_type` (the server copies the
+    /// bytes: nothing passes through this service). Keys are made of URL-safe characters
+    /// ([`crate::kinds::sanitize`]), so the copy source needs no escaping.
+    pub async fn copy(&self, from: &str, to: &str, content_type: &str) -> anyhow::Result<()> {
+        let source = format!("{}/{from}", self.bucket);
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source)
+            .content_type(content_type)
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .send()
+            .await
+            .map_err(sdk)
+            .context("CopyObject")?;
+        Ok(())
+    }
+
     /// Starts a multipart upload; returns its id.
     pub async fn start_multipart(&self, key: &str, content_type: &str) -> anyhow::Result<String> {
         let out = self
