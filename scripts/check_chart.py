@@ -24,6 +24,7 @@ Run through scripts/check-chart.sh, which provides the pinned tools in a venv.
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import json
 import pathlib
@@ -608,6 +609,30 @@ def chart_rules(docs: list[tuple[str, dict]], values: dict) -> list[str]:
                       or values.get("componentDefaults", {}).get("grpc", {}).get("reflection") or False)
             if data.get("GRPC_REFLECTION") != str(bool(wanted)).lower():
                 problems.append(f"ConfigMap/{name}: GRPC_REFLECTION={data.get('GRPC_REFLECTION')!r}, want {str(bool(wanted)).lower()}")
+
+    # Token verifiers pin accounts' public key: the chart's Secret holds it (as a certificate
+    # derived from the private key it generated) unless the operator brings both keys.
+    secrets = by_kind.get("Secret", {})
+    jwt_values = values.get("secrets", {})
+    brings_key = any(jwt_values.get("jwtPrivateKey", {}).get(k) for k in ("value", "existingSecret")) \
+        or values.get("existingSecret")
+    for name, deploy in by_kind.get("Deployment", {}).items():
+        if name.split("-")[-1] not in ("channels", "messaging", "uploads"):
+            continue
+        env = {e["name"]: e for c in _pod_spec(deploy)["containers"] for e in c.get("env", [])}
+        ref = env.get("JWT_PUBLIC_KEY", {}).get("valueFrom", {}).get("secretKeyRef")
+        if not ref:
+            problems.append(f"Deployment/{name}: JWT_PUBLIC_KEY is not pinned from a Secret")
+            continue
+        if brings_key:
+            continue
+        data = (secrets.get(ref["name"], {}).get("data") or {}).get(ref["key"], "")
+        try:
+            pem = base64.b64decode(data).decode()
+        except ValueError:
+            pem = ""
+        if not pem.startswith("-----BEGIN CERTIFICATE-----"):
+            problems.append(f"Deployment/{name}: JWT_PUBLIC_KEY in Secret/{ref['name']} is not the derived certificate")
 
     # Social sign-in starts at the gateway and is checked again by accounts: same origins.
     configs = {name.split("-")[-1]: cm.get("data") or {} for name, cm in by_kind.get("ConfigMap", {}).items()}

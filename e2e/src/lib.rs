@@ -30,7 +30,8 @@ pub struct Options {
     pub messaging_url: Option<String>,
     /// `AUTH_RATE_LIMIT` of the gateways; `off` also turns accounts' `AUTH_THROTTLE` off.
     pub auth_rate_limit: String,
-    /// `RATE_LIMITS` of the gateways (budgets of app routes).
+    /// `RATE_LIMITS` of the gateways (budgets of app routes); `off` also turns realtime's
+    /// `CONNECT_RATE_LIMIT` off.
     pub rate_limits: String,
     /// The services' own default ports (gateway 8080, realtime 8090, accounts 50051, channels
     /// 50052, messaging 50053, uploads 50054) for the first replica of each, as `scripts/up.sh`
@@ -255,7 +256,8 @@ impl Stack {
         }
         stack.messaging = stack.messagings[0].clone();
 
-        // Uploads fetches the token key from accounts (no JWT_PUBLIC_KEY), as in production.
+        // Uploads fetches the token key from accounts (no JWT_PUBLIC_KEY): the fallback of an
+        // install whose Secret brings no public key.
         let uploads_addr = addr(options.port(50054))?;
         let s3 = &stack.s3;
         let mut env = vec![
@@ -309,6 +311,10 @@ impl Stack {
                 ("BETTER_AUTH_SECRET".to_owned(), secret.clone()),
                 ("BETTER_AUTH_URL".to_owned(), public_url.clone()),
             ];
+            // Connect budgets go with the gateways' (off for most tests and benches).
+            if options.rate_limits == "off" {
+                env.push(("CONNECT_RATE_LIMIT".to_owned(), "off".to_owned()));
+            }
             env.extend(options.env.iter().cloned());
             stack.spawn(&bin, "hilo-realtime", &format!("realtime-{i}"), &env)?;
             wait_tcp(listen, &mut stack).await?;

@@ -591,3 +591,38 @@ async fn app_routes_have_budgets_per_user_and_address_shared_by_replicas() {
     assert_eq!(statuses[..10], [401; 10]);
     assert_eq!(statuses[10], 429);
 }
+
+#[tokio::test]
+async fn websocket_connects_have_a_budget_per_user_shared_by_replicas() {
+    let env = vec![("CONNECT_RATE_LIMIT".to_owned(), "3/3600s".to_owned())];
+    let stack = stack_with(hilo_e2e::Options {
+        realtimes: 2,
+        env,
+        ..Default::default()
+    })
+    .await;
+    let ada = sign_up(stack.gateway(), "Ada").await;
+    let bob = sign_up(stack.gateway(), "Bob").await;
+    let auth = ada.bearer();
+    let through_gateway = stack.gateway().replace("http://", "ws://");
+    let mut open = Vec::new();
+    for base in [&stack.realtimes[0], &stack.realtimes[1], &through_gateway] {
+        open.push(
+            ws::connect(base, &[("authorization", &auth)])
+                .await
+                .unwrap(),
+        );
+    }
+    // The fourth, on any replica or through the gateway, is refused.
+    for base in [&stack.realtimes[0], &stack.realtimes[1], &through_gateway] {
+        let refused = ws::connect(base, &[("authorization", &auth)]).await;
+        assert_eq!(refused.err(), Some(429), "{base}");
+    }
+    // Another user has a budget of their own.
+    assert!(
+        ws::connect(&stack.realtimes[0], &[("authorization", &bob.bearer())])
+            .await
+            .is_ok()
+    );
+    drop(open);
+}

@@ -44,7 +44,7 @@ pub struct Config {
     #[arg(long, env = "AUTH_RATE_LIMIT", default_value = "3/10s")]
     pub auth_rate_limit: RateLimit,
     /// Budgets of app routes per class, for each user (each client address has ten times
-    /// them): `reads`, `writes`, `uploads`, `invites`, `connects` (`/ws`) as `class=N/Ds`,
+    /// them): `reads`, `writes`, `uploads`, `invites` as `class=N/Ds`,
     /// comma-separated (classes not named keep their default), or `off`.
     #[arg(long, env = "RATE_LIMITS", default_value = crate::ratelimit::DEFAULT_RATE_LIMITS)]
     pub rate_limits: crate::ratelimit::Budgets,

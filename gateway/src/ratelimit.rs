@@ -1,8 +1,7 @@
-//! Request budgets shared by every gateway replica: fixed windows counted in Redis (one
-//! pipelined INCR + EXPIRE per key and request). Sign-in and sign-up have a budget per client
-//! address ([`check`], AUTH_RATE_LIMIT); every other route has one per route class, per user
-//! and per client address ([`limit`], RATE_LIMITS; docs/security.md). If Redis is unreachable
-//! the limits fail open, logged: an outage of the cache must not lock everyone out.
+//! The gateway's request budgets, shared by every replica ([`hilo_kit::ratelimit`]): sign-in and
+//! sign-up have one per client address ([`check`], AUTH_RATE_LIMIT); every other route has one
+//! per route class, per user and per client address ([`limit`], RATE_LIMITS;
+//! docs/security.md). WebSocket connects are counted by realtime, where every socket ends.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,7 +11,11 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use hilo_kit::{auth::now_secs, config::RateLimit, session};
+use hilo_kit::{
+    config::RateLimit,
+    ratelimit::{Window, count},
+    session,
+};
 
 use crate::{
     app::AppState,
@@ -27,7 +30,7 @@ pub async fn check(state: &AppState, scope: &str, ip: IpAddr) -> ApiResult<()> {
         return Ok(());
     };
     let window = Window::now(window_secs);
-    match count(state, &[window.key(scope, &ip.to_string())], window).await {
+    match count(&state.redis, &[window.key(scope, &ip.to_string())], window).await {
         Some(counts) if counts[0] > u64::from(max) => {
             Err(ApiError::too_many_requests(window.reset()))
         }
@@ -42,17 +45,14 @@ pub enum Class {
     Writes,
     Uploads,
     Invites,
-    /// WebSocket upgrades handed to realtime (`/ws`).
-    Connects,
 }
 
 impl Class {
-    const ALL: [(Self, &'static str); 5] = [
+    const ALL: [(Self, &'static str); 4] = [
         (Self::Reads, "reads"),
         (Self::Writes, "writes"),
         (Self::Uploads, "uploads"),
         (Self::Invites, "invites"),
-        (Self::Connects, "connects"),
     ];
 
     fn name(self) -> &'static str {
@@ -60,11 +60,8 @@ impl Class {
     }
 
     /// The class of a request; `None` for routes with no budget of this kind (probes, the
-    /// documentation, `/api/auth`, which has its own).
+    /// documentation, `/api/auth`, which has its own, and `/ws`, counted by realtime).
     pub fn of(method: &Method, path: &str) -> Option<Self> {
-        if path == "/ws" {
-            return Some(Self::Connects);
-        }
         let rest = path.strip_prefix("/api/")?;
         if rest.starts_with("auth/") {
             return None;
@@ -85,7 +82,7 @@ impl Class {
 /// The budget of each class (RATE_LIMITS). Each user has it; each client address has ten
 /// times it, for the users behind one NAT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Budgets([RateLimit; 5]);
+pub struct Budgets([RateLimit; 4]);
 
 /// Client addresses get this many times a user's budget.
 const PER_ADDRESS: u32 = 10;
@@ -102,7 +99,7 @@ impl std::str::FromStr for Budgets {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.trim().eq_ignore_ascii_case("off") {
-            return Ok(Self([RateLimit::Off; 5]));
+            return Ok(Self([RateLimit::Off; 4]));
         }
         let mut budgets = DEFAULT_BUDGETS;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -113,7 +110,7 @@ impl std::str::FromStr for Budgets {
                 .iter()
                 .position(|(_, n)| *n == name.trim())
                 .ok_or_else(|| {
-                    format!("unknown class `{name}` (reads, writes, uploads, invites, connects)")
+                    format!("unknown class `{name}` (reads, writes, uploads, invites)")
                 })?;
             budgets.0[at] = budget.trim().parse()?;
         }
@@ -140,15 +137,10 @@ const DEFAULT_BUDGETS: Budgets = Budgets([
         max: 20,
         window_secs: 60,
     },
-    RateLimit::PerWindow {
-        max: 30,
-        window_secs: 60,
-    },
 ]);
 
 /// The default RATE_LIMITS, as the configuration help shows it.
-pub const DEFAULT_RATE_LIMITS: &str =
-    "reads=300/10s,writes=60/10s,uploads=30/60s,invites=20/60s,connects=30/60s";
+pub const DEFAULT_RATE_LIMITS: &str = "reads=300/10s,writes=60/10s,uploads=30/60s,invites=20/60s";
 
 /// Counts an app request against its class's budget, for its user (when it carries a valid
 /// session: resolved here once, and handed to the handler's [`Authed`]) and for its client
@@ -176,7 +168,7 @@ pub async fn limit(
         limits.push(max);
         req.extensions_mut().insert(authed);
     }
-    let Some(counts) = count(&state, &keys, window).await else {
+    let Some(counts) = count(&state.redis, &keys, window).await else {
         return next.run(req).await;
     };
     // The budget closest to being spent is the one reported.
@@ -218,48 +210,6 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Option<Authed> {
         session_token: token,
         request_id,
     })
-}
-
-/// A fixed window of `secs` seconds, the current one.
-#[derive(Clone, Copy)]
-struct Window {
-    secs: u64,
-    now: u64,
-}
-
-impl Window {
-    fn now(secs: u32) -> Self {
-        Self {
-            secs: u64::from(secs.max(1)),
-            now: now_secs(),
-        }
-    }
-
-    fn key(&self, scope: &str, subject: &str) -> String {
-        format!("hilo:rl:{scope}:{subject}:{}", self.now / self.secs)
-    }
-
-    /// Seconds until the window ends.
-    fn reset(&self) -> u64 {
-        self.secs - self.now % self.secs
-    }
-}
-
-/// Counts one request on each key; `None` when Redis cannot say (the request is allowed).
-async fn count(state: &AppState, keys: &[String], window: Window) -> Option<Vec<u64>> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for key in keys {
-        pipe.incr(key, 1).expire(key, window.secs as i64).ignore();
-    }
-    let mut redis = state.redis.clone();
-    match pipe.query_async::<Vec<u64>>(&mut redis).await {
-        Ok(counts) => Some(counts),
-        Err(error) => {
-            tracing::warn!(%error, "rate limiter unavailable; allowing the request");
-            None
-        }
-    }
 }
 
 /// The client's IP: with `hops` trusted proxies in front, the `X-Forwarded-For` entry `hops`
@@ -323,7 +273,7 @@ mod tests {
             class(Method::POST, "/api/channels/c/invites"),
             Some(Class::Invites)
         );
-        assert_eq!(class(Method::GET, "/ws"), Some(Class::Connects));
+        assert_eq!(class(Method::GET, "/ws"), None);
         assert_eq!(class(Method::POST, "/api/auth/sign-in/email"), None);
         assert_eq!(class(Method::GET, "/healthz"), None);
     }

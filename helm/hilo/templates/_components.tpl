@@ -148,7 +148,7 @@ Takes root.
   (dict "env" "S3_SECRET_ACCESS_KEY" "value" $e.s3.secretAccessKey "existingSecret" $e.s3.existingSecret "existingSecretKey" $e.s3.existingSecretSecretAccessKeyKey "generate" "none" "external" "s3")
 -}}
 {{- range $id, $s := $v.secrets -}}
-{{- $items = append $items (dict "env" $s.env "value" $s.value "existingSecret" $s.existingSecret "existingSecretKey" $s.existingSecretKey "generate" (default "none" $s.generate) "id" $id) -}}
+{{- $items = append $items (dict "env" $s.env "value" $s.value "existingSecret" $s.existingSecret "existingSecretKey" $s.existingSecretKey "generate" (default "none" $s.generate) "optional" (default false $s.optional) "id" $id) -}}
 {{- end -}}
 {{- $out := dict -}}
 {{- range $items -}}
@@ -184,6 +184,9 @@ Takes root.
     secretKeyRef:
       name: {{ $s.secret }}
       key: {{ $s.key }}
+      {{- if $s.optional }}
+      optional: true
+      {{- end }}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -1,4 +1,4 @@
-//! `hilo-accounts`: `serve` (the default), `migrate`, or `keygen`. Every setting is an
+//! `hilo-accounts`: `serve` (the default), `migrate`, `keygen` or `public-key`. Every setting is an
 //! environment variable; `hilo-accounts serve --help` lists them.
 
 use clap::{Parser, Subcommand};
@@ -24,6 +24,9 @@ enum Command {
     Migrate(Box<Config>),
     /// Print a new Ed25519 private key (PKCS#8 PEM) for JWT_PRIVATE_KEY.
     Keygen,
+    /// Print the public key (SubjectPublicKeyInfo PEM, for JWT_PUBLIC_KEY) of the private key
+    /// read from standard input.
+    PublicKey,
 }
 
 #[tokio::main]
@@ -36,6 +39,12 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse_from(args).command {
         Command::Keygen => {
             print!("{}", tokens::generate_private_key_pem()?);
+            Ok(())
+        }
+        Command::PublicKey => {
+            let mut pem = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut pem)?;
+            print!("{}", tokens::public_key_pem(&pem)?);
             Ok(())
         }
         Command::Migrate(config) => {

@@ -37,6 +37,17 @@ pub fn generate_private_key_pem() -> anyhow::Result<String> {
     Ok(pem.to_string())
 }
 
+/// The public key (SubjectPublicKeyInfo PEM) of an Ed25519 private key (PKCS#8 PEM): what
+/// token verifiers are pinned to (JWT_PUBLIC_KEY).
+pub fn public_key_pem(private_pem: &str) -> anyhow::Result<String> {
+    let signing =
+        SigningKey::from_pkcs8_pem(private_pem.trim()).context("not an Ed25519 PKCS#8 PEM key")?;
+    signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .context("encoding the public key")
+}
+
 /// Signs access tokens.
 pub struct Signer {
     key: EncodingKey,
@@ -54,12 +65,7 @@ impl Signer {
         audience: &str,
         ttl_secs: u64,
     ) -> anyhow::Result<Self> {
-        let signing = SigningKey::from_pkcs8_pem(private_pem)
-            .context("JWT_PRIVATE_KEY is not an Ed25519 PKCS#8 PEM key")?;
-        let public_pem = signing
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .context("encoding the public key")?;
+        let public_pem = public_key_pem(private_pem).context("JWT_PRIVATE_KEY")?;
         let key =
             EncodingKey::from_ed_pem(private_pem.as_bytes()).context("loading the signing key")?;
         Ok(Self {

@@ -72,10 +72,10 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    /// A verifier for the Ed25519 public key in `pem` (SubjectPublicKeyInfo), accepting only
-    /// EdDSA tokens with this issuer and audience.
+    /// A verifier for the Ed25519 public key in `pem` (SubjectPublicKeyInfo, or an X.509
+    /// certificate holding it), accepting only EdDSA tokens with this issuer and audience.
     pub fn from_public_pem(pem: &str, issuer: &str, audience: &str) -> anyhow::Result<Self> {
-        let key = DecodingKey::from_ed_pem(pem.as_bytes())?;
+        let key = DecodingKey::from_ed_pem(public_key_pem(pem)?.as_bytes())?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = LEEWAY_SECS;
         validation.set_issuer(&[issuer]);
@@ -194,8 +194,61 @@ pub fn bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
 }
 
+/// The SubjectPublicKeyInfo PEM of an Ed25519 key given as one, or inside an X.509
+/// certificate: the Helm chart pins the key it generates as a self-signed certificate, the one
+/// form of a public key Helm can derive from a private key.
+fn public_key_pem(pem: &str) -> anyhow::Result<String> {
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Ok(pem.to_owned());
+    }
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = STANDARD
+        .decode(body)
+        .context("JWT_PUBLIC_KEY: the certificate is not base64")?;
+    // An Ed25519 SubjectPublicKeyInfo: SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING of
+    // 32 bytes }. Its first 12 bytes occur nowhere else in a certificate (the signature
+    // algorithm has the OID without the outer 44-byte SEQUENCE).
+    const ED25519_SPKI: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let at = der
+        .windows(ED25519_SPKI.len())
+        .position(|w| w == ED25519_SPKI)
+        .context("JWT_PUBLIC_KEY: no Ed25519 public key in the certificate")?;
+    let spki = der
+        .get(at..at + 44)
+        .context("JWT_PUBLIC_KEY: the certificate is truncated")?;
+    Ok(format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        STANDARD.encode(spki)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
+    /// A certificate the chart's template made (`genSelfSignedCertWithKey` from
+    /// `genPrivateKey "ed25519"`), and a token signed with that key, valid until 2100; the key
+    /// itself was thrown away.
+    const CHART_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBJTCB2KADAgECAhEA+sf645S3nDsbhJOU7iO7GDAFBgMrZXAwEzERMA8GA1UE\nAxMIaGlsby1qd3QwIBcNMjYxMjA0MTkxMzM5WhgPMjEyNjExMTAxOTEzMzlaMBMx\nETAPBgNVBAMTCGhpbG8tand0MCowBQYDK2VwAyEAhlxpJMpQXpVqqt5zYTqPN2WZ\nYNSDmq1lnv9xZRnPD76jPzA9MA4GA1UdDwEB/wQEAwIFoDAdBgNVHSUEFjAUBggr\nBgEFBQcDAQYIKwYBBQUHAwIwDAYDVR0TAQH/BAIwADAFBgMrZXADQQAHsTfl8Pu1\nv7zVIJy9Gq6wvYDjK7g8OcOitoSBOvJsDUKghtA4/xxr+Q7Ezlj9fsliNNK9YmKl\nO+dIf5j4vm8F\n-----END CERTIFICATE-----";
+    const TOKEN_UNTIL_2100: &str = "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEiLCJzaWQiOiIiLCJpc3MiOiJoaWxvIiwiYXVkIjoiaGlsbyIsImlhdCI6MTc2NDg3NjAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.0kynTCddfxpMK9WiVWjiYePdbUzbOVzz5yBYuDnwlD1lDOPQ6jTbmv1fAKromjAFcy8AFc4rI6s7nlqDHTGQCA";
+
+    #[test]
+    fn a_certificate_pins_the_key_it_holds() {
+        let verifier = TokenVerifier::from_public_pem(CHART_CERT, "hilo", "hilo").unwrap();
+        assert_eq!(verifier.verify(TOKEN_UNTIL_2100).unwrap().sub, "user-1");
+        // The same token against another key fails.
+        let other = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAeC7D9Y9MjRlKzIbKUM7iAAN5B+SKPABV/M7LrNuN9hw=\n-----END PUBLIC KEY-----\n";
+        let other = TokenVerifier::from_public_pem(other, "hilo", "hilo").unwrap();
+        assert!(other.verify(TOKEN_UNTIL_2100).is_err());
+        let broken = CHART_CERT.replace("MCowBQYDK2VwAyEA", "MCowBQYDK2VwAyEB");
+        assert!(TokenVerifier::from_public_pem(&broken, "hilo", "hilo").is_err());
+    }
+
     use super::*;
     use crate::config::JwtArgs;
 

@@ -95,8 +95,9 @@ pub struct JwtArgs {
 /// Where a token verifier gets accounts' public key: the variable, or accounts itself.
 #[derive(Args, Clone, Debug)]
 pub struct VerifierArgs {
-    /// Ed25519 public key (SubjectPublicKeyInfo PEM) that verifies access tokens. When unset it
-    /// is fetched once at start-up from accounts (`GetPublicKey` at ACCOUNTS_URL).
+    /// Ed25519 public key that verifies access tokens: SubjectPublicKeyInfo PEM, or an X.509
+    /// certificate PEM holding it. When unset it is fetched once at start-up from accounts
+    /// (`GetPublicKey` at ACCOUNTS_URL).
     #[arg(long, env = "JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<String>,
     /// gRPC address of the accounts service.

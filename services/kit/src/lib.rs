@@ -10,6 +10,7 @@
 //! - [`admin`]: the Prometheus `/metrics` endpoint on the admin port.
 //! - [`validate`]: field checks that report every failing field.
 //! - [`session`]: the Better Auth cookie and the cached session -> access-token exchange.
+//! - [`ratelimit`]: fixed-window budgets shared by replicas, counted in Redis.
 //! - [`shutdown`]: one cancellation token tripped by SIGTERM or Ctrl-C.
 
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod grpc;
 pub mod outbox;
+pub mod ratelimit;
 pub mod session;
 pub mod shutdown;
 pub mod telemetry;

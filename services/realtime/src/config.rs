@@ -53,6 +53,10 @@ pub struct Config {
     /// client that stopped reading can pin, and finds it out (1008) sooner.
     #[arg(long, env = "WS_SEND_BUFFER", default_value_t = 0)]
     pub ws_send_buffer: usize,
+    /// WebSocket connects per user, shared by every replica (`N/Ds`, or `off`): beyond it the
+    /// upgrade is 429 with `Retry-After`.
+    #[arg(long, env = "CONNECT_RATE_LIMIT", default_value = "30/60s")]
+    pub connect_rate_limit: hilo_kit::config::RateLimit,
     /// Client commands per second per socket (burst: twice that).
     #[arg(long, env = "COMMANDS_PER_SEC", default_value_t = 20)]
     pub commands_per_sec: u32,

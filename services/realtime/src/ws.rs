@@ -1,7 +1,7 @@
 //! `GET /ws`: the upgrade. In order: no upgrade -> 426; a `Sec-WebSocket-Key` that is missing
 //! or not 16 bytes in base64, or a version other than 13 -> 400 (RFC 6455 4.2.1); an untrusted `Origin` -> 403 (no `Origin` at
-//! all is a native app and allowed); no valid session -> 401; then the socket is accepted with
-//! small buffers and handed to [`crate::session`].
+//! all is a native app and allowed); no valid session -> 401; the user's connect budget spent
+//! -> 429; then the socket is accepted with small buffers and handed to [`crate::session`].
 
 use axum::{
     extract::{
@@ -79,6 +79,17 @@ pub async fn upgrade(
         }
     };
     tracing::Span::current().record("user_id", user_id.as_str());
+    if let Some(retry_after) = over_connect_budget(&state, &user_id).await {
+        let mut refused = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            "Too many connections. Please try again later.",
+        );
+        refused
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.into());
+        return refused;
+    }
     let session_id = hilo_kit::auth::unverified_session_id(&access_token).unwrap_or_default();
     // The socket's commands continue this request's trace (and so the gateway's, when the
     // upgrade came through it), as children of the upgrade request span.
@@ -101,6 +112,19 @@ pub async fn upgrade(
             let _guard = guard;
             session::run(socket, state, who).await;
         })
+}
+
+/// Seconds to wait when `user_id` has spent its connect budget (CONNECT_RATE_LIMIT, counted
+/// for all replicas in Redis); `None` while it has not, or when Redis cannot say.
+async fn over_connect_budget(state: &AppState, user_id: &str) -> Option<u64> {
+    use hilo_kit::{config::RateLimit, ratelimit};
+    let RateLimit::PerWindow { max, window_secs } = state.config.connect_rate_limit else {
+        return None;
+    };
+    let window = ratelimit::Window::now(window_secs);
+    let key = window.key("connects", &format!("user:{user_id}"));
+    let counts = ratelimit::count(&state.redis, &[key], window).await?;
+    (counts.first().copied().unwrap_or_default() > u64::from(max)).then(|| window.reset())
 }
 
 /// A nonce of 16 bytes in base64: 22 characters of the alphabet, the last of them with its
