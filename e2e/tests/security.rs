@@ -626,3 +626,54 @@ async fn websocket_connects_have_a_budget_per_user_shared_by_replicas() {
     );
     drop(open);
 }
+
+#[tokio::test]
+async fn thread_ids_spelled_otherwise_name_the_same_thread_over_rest() {
+    let stack = stack().await;
+    let base = stack.gateway();
+    let ada = sign_up(base, "Ada").await;
+    let channel = create_channel(base, &ada, "room", false).await;
+    let thread = create_thread(base, &ada, &channel, "t").await;
+    for spelling in [
+        thread.to_uppercase(),
+        format!("{{{thread}}}"),
+        format!("urn:uuid:{thread}"),
+        thread.replace('-', ""),
+    ] {
+        let (status, posted) = call(
+            Method::POST,
+            format!("{base}/api/messages"),
+            Some(&ada),
+            Some(json!({ "threadId": spelling, "content": "hi" })),
+        )
+        .await;
+        assert_eq!(status, 201, "{spelling}: {posted}");
+        assert_eq!(posted["threadId"], thread.as_str(), "{spelling}");
+        let path = utf8_path(&spelling);
+        let (status, found) = call(
+            Method::GET,
+            format!("{base}/api/threads/{path}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, found["id"].as_str()),
+            (200, Some(thread.as_str())),
+            "{spelling}"
+        );
+    }
+    let (_, listed) = call(
+        Method::GET,
+        format!("{base}/api/messages/thread/{thread}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed}");
+}
+
+/// A path segment as a client library would escape it.
+fn utf8_path(segment: &str) -> String {
+    segment.replace('{', "%7B").replace('}', "%7D")
+}
