@@ -454,14 +454,9 @@ async fn sign_in_and_sign_up_are_rate_limited_per_ip_across_replicas() {
     let stack = stack_with(options).await;
     let body = json!({ "email": "nobody@example.com", "password": PASSWORD });
     // A client address of its own (behind a trusted proxy), so no other test shares its budget.
-    let client_ip = format!("10.{}.{}.{}", rand_octet(), rand_octet(), rand_octet());
+    let client_ip = format!("10.{}.{}.{}", octet(), octet(), octet());
     // Budgets are counted in fixed 10 s windows: start early in one so all five land in it.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    if now.as_secs() % 10 >= 7 {
-        tokio::time::sleep(std::time::Duration::from_secs(10 - now.as_secs() % 10)).await;
-    }
+    early_in_window(10, 6).await;
     let mut statuses = Vec::new();
     for i in 0..4 {
         let base = &stack.gateways[i % 2];
@@ -498,16 +493,11 @@ async fn sign_in_and_sign_up_are_rate_limited_per_ip_across_replicas() {
         .post(format!("{}/api/auth/sign-up/email", stack.gateway()))
         .header(
             "x-forwarded-for",
-            format!("10.{}.{}.{}", rand_octet(), rand_octet(), rand_octet()),
+            format!("10.{}.{}.{}", octet(), octet(), octet()),
         )
         .json(&json!({ "name": "Other", "email": email(), "password": PASSWORD }))
         .send()
         .await
         .unwrap();
     assert_eq!(other.status(), 200);
-}
-
-fn rand_octet() -> u8 {
-    use rand::Rng as _;
-    rand::rng().random_range(1..=254)
 }

@@ -34,15 +34,9 @@ static JAR: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
 
 /// Keeps the state cookie a response set, for the flow whose authorization URL is `url`.
 fn keep_state_cookie(response: &reqwest::Response, url: &str) {
-    let cookie = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("better-auth.state="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned);
-    if let (Some(cookie), Some(state)) = (cookie, param(url, "state")) {
+    if let (Some(cookie), Some(state)) =
+        (cookie(response, "better-auth.state"), param(url, "state"))
+    {
         JAR.lock().unwrap().insert(state, cookie);
     }
 }

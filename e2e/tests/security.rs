@@ -191,12 +191,7 @@ async fn a_client_cannot_choose_its_address_by_writing_x_forwarded_for() {
     // entries before it, hoping for a fresh budget each time.
     let client = format!("10.{}.{}.{}", octet(), octet(), octet());
     // Budgets are counted in fixed 10 s windows: start early in one so all four land in it.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    if now.as_secs() % 10 >= 7 {
-        tokio::time::sleep(std::time::Duration::from_secs(10 - now.as_secs() % 10)).await;
-    }
+    early_in_window(10, 6).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let spoofed = format!("192.0.2.{}", octet());
@@ -242,11 +237,6 @@ async fn a_client_cannot_choose_its_address_by_writing_x_forwarded_for() {
         client.as_str(),
         "{session}"
     );
-}
-
-fn octet() -> u8 {
-    use rand::Rng as _;
-    rand::rng().random_range(1..=254)
 }
 
 #[tokio::test]
@@ -527,12 +517,7 @@ async fn app_routes_have_budgets_per_user_and_address_shared_by_replicas() {
     let ada = sign_up(stack.gateway(), "Ada").await;
     let bob = sign_up(stack.gateway(), "Bob").await;
     // Fixed 10 s windows: start early in one so every request lands in it.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    if now.as_secs() % 10 >= 6 {
-        tokio::time::sleep(std::time::Duration::from_secs(10 - now.as_secs() % 10)).await;
-    }
+    early_in_window(10, 5).await;
     let create = |base: &str, user: &User, name: &str| {
         http()
             .post(format!("{base}/api/channels"))
@@ -618,6 +603,34 @@ async fn websocket_connects_have_a_budget_per_user_shared_by_replicas() {
         let refused = ws::connect(base, &[("authorization", &auth)]).await;
         assert_eq!(refused.err(), Some(429), "{base}");
     }
+    // The refusal says when to come back, as the gateway's budgets do.
+    let refused = http()
+        .get(format!(
+            "{}/ws",
+            stack.realtimes[0].replace("ws://", "http://")
+        ))
+        .header(header::AUTHORIZATION, &auth)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_VERSION, "13")
+        .header(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let value = |name: &str| {
+        refused.headers()[name]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!((1..=3600).contains(&value("retry-after")));
+    assert_eq!(
+        (value("x-ratelimit-limit"), value("x-ratelimit-remaining")),
+        (3, 0)
+    );
+    assert_eq!(value("x-ratelimit-reset"), value("retry-after"));
     // Another user has a budget of their own.
     assert!(
         ws::connect(&stack.realtimes[0], &[("authorization", &bob.bearer())])

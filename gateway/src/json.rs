@@ -21,16 +21,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let headers = req.headers().clone();
-        let bytes = to_bytes(req.into_body(), JSON_LIMIT)
-            .await
-            .map_err(|_| too_large())?;
         // No body at all says nothing of its type: that is the 400 of `parse`.
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
-            require_json(&headers)?;
-        }
+        let bytes = read(req).await?.unwrap_or_default();
         parse(&bytes).map(Json)
     }
+}
+
+/// The body, up to [`JSON_LIMIT`]; `None` when there is none (or only whitespace), else only
+/// when it is declared as JSON.
+async fn read(req: Request) -> Result<Option<axum::body::Bytes>, ApiError> {
+    let headers = req.headers().clone();
+    let bytes = to_bytes(req.into_body(), JSON_LIMIT)
+        .await
+        .map_err(|_| too_large())?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    require_json(&headers)?;
+    Ok(Some(bytes))
 }
 
 /// An optional JSON body: none (or only whitespace) is `T::default()`; one that is sent obeys
@@ -41,15 +49,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let headers = req.headers().clone();
-        let bytes = to_bytes(req.into_body(), JSON_LIMIT)
-            .await
-            .map_err(|_| too_large())?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(T::default()));
+        match read(req).await? {
+            Some(bytes) => parse(&bytes).map(OptionalJson),
+            None => Ok(Self(T::default())),
         }
-        require_json(&headers)?;
-        parse(&bytes).map(OptionalJson)
     }
 }
 

@@ -63,14 +63,37 @@ impl User {
 
 /// The `name=value` part of the session cookie in a response.
 pub fn session_cookie(response: &Response) -> Option<String> {
+    cookie(response, "better-auth.session_token")
+}
+
+/// The `name=value` part of the cookie `name` a response sets.
+pub fn cookie(response: &Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
     response
         .headers()
         .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("better-auth.session_token="))
+        .find(|v| v.starts_with(&prefix))
         .and_then(|v| v.split(';').next())
         .map(str::to_owned)
+}
+
+/// A random octet from 1 to 254, for made-up client addresses.
+pub fn octet() -> u8 {
+    rand::rng().random_range(1..=254)
+}
+
+/// Waits, if need be, until early in a fixed window of `secs` seconds (at most `used` of them
+/// gone), so that a few requests all land in one window of a budget.
+pub async fn early_in_window(secs: u64, used: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if now % secs > used {
+        tokio::time::sleep(std::time::Duration::from_secs(secs - now % secs)).await;
+    }
 }
 
 pub async fn sign_up(base: &str, name: &str) -> User {

@@ -79,15 +79,17 @@ pub async fn upgrade(
         }
     };
     tracing::Span::current().record("user_id", user_id.as_str());
-    if let Some(retry_after) = over_connect_budget(&state, &user_id).await {
+    if let Some((limit, reset)) = over_connect_budget(&state, &user_id).await {
         let mut refused = error(
             StatusCode::TOO_MANY_REQUESTS,
             "TOO_MANY_REQUESTS",
             "Too many connections. Please try again later.",
         );
-        refused
-            .headers_mut()
-            .insert(header::RETRY_AFTER, retry_after.into());
+        let headers = refused.headers_mut();
+        headers.insert(header::RETRY_AFTER, reset.into());
+        headers.insert("x-ratelimit-limit", limit.into());
+        headers.insert("x-ratelimit-remaining", 0.into());
+        headers.insert("x-ratelimit-reset", reset.into());
         return refused;
     }
     let session_id = hilo_kit::auth::unverified_session_id(&access_token).unwrap_or_default();
@@ -114,9 +116,10 @@ pub async fn upgrade(
         })
 }
 
-/// Seconds to wait when `user_id` has spent its connect budget (CONNECT_RATE_LIMIT, counted
-/// for all replicas in Redis); `None` while it has not, or when Redis cannot say.
-async fn over_connect_budget(state: &AppState, user_id: &str) -> Option<u64> {
+/// `(budget, seconds to wait)` when `user_id` has spent its connect budget
+/// (CONNECT_RATE_LIMIT, counted for all replicas in Redis); `None` while it has not, or when
+/// Redis cannot say.
+async fn over_connect_budget(state: &AppState, user_id: &str) -> Option<(u32, u64)> {
     use hilo_kit::{config::RateLimit, ratelimit};
     let RateLimit::PerWindow { max, window_secs } = state.config.connect_rate_limit else {
         return None;
@@ -124,7 +127,7 @@ async fn over_connect_budget(state: &AppState, user_id: &str) -> Option<u64> {
     let window = ratelimit::Window::now(window_secs);
     let key = window.key("connects", &format!("user:{user_id}"));
     let counts = ratelimit::count(&state.redis, &[key], window).await?;
-    (counts.first().copied().unwrap_or_default() > u64::from(max)).then(|| window.reset())
+    (counts.first().copied().unwrap_or_default() > u64::from(max)).then(|| (max, window.reset()))
 }
 
 /// A nonce of 16 bytes in base64: 22 characters of the alphabet, the last of them with its
