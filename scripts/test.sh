@@ -36,6 +36,18 @@ if [ "$(cat .infra/grpc-venv/.stamp 2>/dev/null)" != "$GRPC_REQS" ]; then
   echo "$GRPC_REQS" > .infra/grpc-venv/.stamp
 fi
 
+# openapi-python-client, pinned: e2e/tests/http.rs generates a client from /openapi.json and
+# calls every route with it (scripts/openapi_client_check.py).
+step "OpenAPI client generator (pip: openapi-python-client)"
+GEN_REQS="openapi-python-client==0.24.3"
+if [ "$(cat .infra/openapi-client-venv/.stamp 2>/dev/null)" != "$GEN_REQS" ]; then
+  mkdir -p .infra
+  python3 -m venv .infra/openapi-client-venv
+  # shellcheck disable=SC2086 # the requirement list is split on purpose
+  .infra/openapi-client-venv/bin/pip install -q --disable-pip-version-check $GEN_REQS
+  echo "$GEN_REQS" > .infra/openapi-client-venv/.stamp
+fi
+
 step "format"
 cargo fmt --all -- --check
 

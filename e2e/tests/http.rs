@@ -496,3 +496,73 @@ async fn impossible_ids_are_404_and_errors_never_echo_long_input() {
         );
     }
 }
+
+/// An integrator's first step: generate a client from `/openapi.json` (openapi-python-client,
+/// pinned in the venv scripts/test.sh prepares) and call every route with it; each answer is
+/// one the document declares, parsed into its model (scripts/openapi_client_check.py).
+#[tokio::test]
+async fn a_client_generated_from_the_openapi_document_calls_every_route() {
+    let venv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../.infra/openapi-client-venv/bin"
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/openapi_client_check.py"
+    );
+    assert!(
+        std::path::Path::new(venv).exists(),
+        "no {venv}: scripts/test.sh prepares it"
+    );
+    // A realtime replica behind the gateway's /ws, as in a deployment.
+    let stack = stack_with(hilo_e2e::Options {
+        realtimes: 1,
+        ..Default::default()
+    })
+    .await;
+    let base = stack.gateway();
+    let document = http()
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("hilo-openapi-client-{}", random(8)));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("openapi.json"), document).unwrap();
+    let generated = tokio::process::Command::new(format!("{venv}/openapi-python-client"))
+        .args([
+            "generate",
+            "--path",
+            "openapi.json",
+            "--meta",
+            "none",
+            "--output-path",
+            "hilo_client",
+        ])
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "generation failed: {}{}",
+        String::from_utf8_lossy(&generated.stdout),
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let checked = tokio::process::Command::new(format!("{venv}/python"))
+        .args([script, base, dir.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("61 operations"));
+}

@@ -239,14 +239,29 @@ async fn realtime_live_post_on_gateway_a_reaches_realtime_b_with_one_trace() {
 }
 
 /// Operators read latencies as Prometheus histograms, which add up across replicas (summaries
-/// do not): delivery, publish lag, RPC and HTTP latencies all have buckets on the admin ports.
+/// do not): delivery, publish lag, RPC and HTTP latencies all have buckets, scraped from every
+/// process on the metrics port the README documents. The only test on the well-known ports
+/// (gateway 8080, realtime 8090, gRPC 50051-50054, metrics 9151-9154, 9180, 9190): it cannot
+/// run beside `scripts/up.sh`.
 #[tokio::test]
 async fn realtime_live_latencies_are_prometheus_histograms() {
     let stack = common::stack_with(Options {
         realtimes: 1,
+        well_known_ports: true,
         ..Options::default()
     })
     .await;
+    // The README's "What runs where".
+    let documented = |process: &str| match process {
+        "gateway-0" => 9180,
+        "accounts" => 9151,
+        "channels" => 9152,
+        "messaging" => 9153,
+        "uploads" => 9154,
+        "realtime-0" => 9190,
+        other => panic!("no documented port for {other}"),
+    };
+    assert_eq!(stack.admins.len(), 6, "{:?}", stack.admins);
     let base = &stack.gateways[0];
     let ana = sign_up(base, "Ana").await;
     let bob = sign_up(base, "Bob").await;
@@ -279,9 +294,37 @@ async fn realtime_live_latencies_are_prometheus_histograms() {
     )
     .await;
     assert_eq!(status, 404);
+    // Uploads answers too (its limits).
+    let (status, _) = call(
+        Method::GET,
+        format!("{base}/api/uploads/info"),
+        Some(&ana),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
     const POST: &str = "rpc_method=\"/hilo.messaging.v1.MessagingService/PostMessage\"";
+    const SERVED: &str = "rpc_server_call_duration_seconds_bucket{";
     // Each series is a line holding all of these.
-    let expected: [(&str, &[&str]); 14] = [
+    let expected: [(&str, &[&str]); 22] = [
+        // Every process: process metrics, help text, and (gRPC) its calls by status code.
+        ("accounts", &["process_resident_memory_bytes "]),
+        ("channels", &["process_open_fds "]),
+        ("uploads", &["# HELP process_cpu_seconds_total "]),
+        (
+            "accounts",
+            &[SERVED, "ExchangeSession", "rpc_grpc_status_code=\"0\""],
+        ),
+        (
+            "channels",
+            &[SERVED, "CheckPermission", "rpc_grpc_status_code=\"0\""],
+        ),
+        (
+            "uploads",
+            &[SERVED, "GetLimits", "rpc_grpc_status_code=\"0\""],
+        ),
+        ("accounts", &["db_pool_connections{", "state=\"in_use\""]),
+        ("channels", &["nats_connected 1"]),
         // Pools, connections and work in flight.
         ("messaging", &["db_pool_connections{", "state=\"idle\""]),
         ("realtime-0", &["nats_connected 1"]),
@@ -335,7 +378,11 @@ async fn realtime_live_latencies_are_prometheus_histograms() {
         ("gateway-0", &["server_request_duration_seconds_bucket{"]),
     ];
     for (process, series) in expected {
-        let url = format!("{}/metrics", stack.admins[process]);
+        let url = format!("http://127.0.0.1:{}/metrics", documented(process));
+        assert_eq!(
+            stack.admins[process],
+            format!("http://127.0.0.1:{}", documented(process))
+        );
         let found = |body: &str| {
             body.lines()
                 .any(|line| series.iter().all(|part| line.contains(part)))
