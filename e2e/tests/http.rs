@@ -566,3 +566,43 @@ async fn a_client_generated_from_the_openapi_document_calls_every_route() {
     );
     assert!(String::from_utf8_lossy(&checked.stdout).contains("61 operations"));
 }
+
+/// Authentication schemes are case-insensitive (RFC 9110 11.1), at the gateway and at every
+/// gRPC service.
+#[tokio::test]
+async fn the_bearer_scheme_is_read_in_any_case() {
+    let stack = stack().await;
+    let base = stack.gateway();
+    let ada = sign_up(base, "Ada").await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let response = http()
+            .get(format!("{base}/api/users/{}", ada.id))
+            .header(header::AUTHORIZATION, format!("{scheme} {}", ada.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+        let mut accounts =
+            hilo_proto::accounts::v1::accounts_service_client::AccountsServiceClient::connect(
+                stack.accounts.clone(),
+            )
+            .await
+            .unwrap();
+        let mut request = tonic::Request::new(hilo_proto::accounts::v1::GetUserRequest {
+            user_id: ada.id.clone(),
+        });
+        let token = access_token(&stack.private_key_pem, &ada.id);
+        request.metadata_mut().insert(
+            "authorization",
+            format!("{scheme} {token}").parse().unwrap(),
+        );
+        assert!(accounts.get_user(request).await.is_ok(), "gRPC {scheme}");
+    }
+    let response = http()
+        .get(format!("{base}/api/users/{}", ada.id))
+        .header(header::AUTHORIZATION, format!("Basic {}", ada.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "another scheme is no session");
+}

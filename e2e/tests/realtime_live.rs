@@ -306,7 +306,9 @@ async fn realtime_live_latencies_are_prometheus_histograms() {
     const POST: &str = "rpc_method=\"/hilo.messaging.v1.MessagingService/PostMessage\"";
     const SERVED: &str = "rpc_server_call_duration_seconds_bucket{";
     // Each series is a line holding all of these.
-    let expected: [(&str, &[&str]); 22] = [
+    let expected: [(&str, &[&str]); 24] = [
+        ("gateway-0", &["redis_connected 1"]),
+        ("realtime-0", &["redis_ping_seconds "]),
         // Every process: process metrics, help text, and (gRPC) its calls by status code.
         ("accounts", &["process_resident_memory_bytes "]),
         ("channels", &["process_open_fds "]),

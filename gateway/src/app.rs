@@ -91,10 +91,7 @@ impl App {
         let channels = grpc::connect(&config.channels_url)?;
         let messaging = grpc::connect(&config.messaging_url)?;
         let uploads = grpc::connect_with_timeout(&config.uploads_url, config.upload_timeout())?;
-        let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
-        let redis = redis::aio::ConnectionManager::new(redis)
-            .await
-            .context("connecting to Redis")?;
+        let redis = hilo_kit::session::connect_redis(&config.redis_url).await?;
         let state = AppState(Arc::new(Shared {
             accounts: AccountsServiceClient::new(accounts.clone()),
             channels: ChannelsServiceClient::new(channels.clone()),

@@ -103,6 +103,31 @@ pub fn watch_pool(name: &'static str, pool: &sqlx::PgPool) {
     });
 }
 
+/// Reports a Redis connection (a multiplexed `ConnectionManager`, which has no pool to count):
+/// a PING every 5 s sets `redis_connected` (1 or 0, 1 s to answer) and
+/// `redis_ping_seconds` (the last round trip).
+pub fn watch_redis(redis: &redis::aio::ConnectionManager) {
+    let mut redis = redis.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let started = std::time::Instant::now();
+            let ping = redis::cmd("PING");
+            let answer = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                ping.query_async::<String>(&mut redis),
+            )
+            .await;
+            let up = matches!(answer, Ok(Ok(_)));
+            metrics::gauge!("redis_connected").set(if up { 1.0 } else { 0.0 });
+            if up {
+                metrics::gauge!("redis_ping_seconds").set(started.elapsed().as_secs_f64());
+            }
+        }
+    });
+}
+
 /// Reports a NATS connection at each scrape: `nats_connected` 1 or 0.
 pub fn watch_nats(client: &async_nats::Client) {
     let client = client.clone();
@@ -199,6 +224,8 @@ fn describe() {
         ),
         ("db_pool_max_connections", "PostgreSQL pool size limit"),
         ("nats_connected", "1 while the NATS connection is up"),
+        ("redis_connected", "1 while Redis answers PING (every 5 s)"),
+        ("redis_ping_seconds", "the last Redis PING round trip"),
         ("http_server_active_requests", "HTTP requests being served"),
         ("rpc_server_active_calls", "gRPC calls being served"),
         (

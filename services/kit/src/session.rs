@@ -168,6 +168,18 @@ impl Cookies {
     }
 }
 
+/// Connects to Redis as the gateway and realtime share it (session cache, presence, budgets):
+/// one multiplexed connection that reconnects by itself, watched for `/metrics`.
+pub async fn connect_redis(url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    use anyhow::Context as _;
+    let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+    let redis = redis::aio::ConnectionManager::new(client)
+        .await
+        .context("connecting to Redis")?;
+    crate::admin::watch_redis(&redis);
+    Ok(redis)
+}
+
 /// Accounts' client, as the exchange needs it.
 pub type AccountsClient = pb::accounts_service_client::AccountsServiceClient<RetryingChannel>;
 

@@ -66,10 +66,7 @@ impl App {
         config.secret()?;
         config.origins.trusted()?;
         let nats = hilo_kit::outbox::connect(&config.nats_url).await?;
-        let redis = redis::Client::open(config.redis_url.as_str()).context("parsing REDIS_URL")?;
-        let redis = redis::aio::ConnectionManager::new(redis)
-            .await
-            .context("connecting to Redis")?;
+        let redis = hilo_kit::session::connect_redis(&config.redis_url).await?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
