@@ -189,10 +189,7 @@ fn router(state: AppState, config: &Config) -> anyhow::Result<Router> {
         }))
         .layer(middleware::from_fn(telemetry::observe))
         .layer(cors(config)?)
-        .layer(middleware::from_fn_with_state(
-            Arc::<[String]>::from(config.origins.trusted()?),
-            origin_check,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), origin_check))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::ratelimit::limit,
@@ -252,9 +249,9 @@ fn cors(config: &Config) -> anyhow::Result<CorsLayer> {
 
 /// Refuses (403) unsafe requests from untrusted origins, and those sent by cookie with no
 /// origin at all: the CSRF defence of every route ([`crate::auth::check_origin`]).
-async fn origin_check(State(trusted): State<Arc<[String]>>, req: Request, next: Next) -> Response {
+async fn origin_check(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !req.method().is_safe()
-        && let Err(error) = crate::auth::check_origin(req.headers(), &trusted)
+        && let Err(error) = crate::auth::check_origin(req.headers(), &state.trusted_origins)
     {
         return error.into_response();
     }
