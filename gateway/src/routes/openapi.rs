@@ -2,7 +2,9 @@
 //! for every route, so no route can be published without them: each response has a
 //! description, each `{name}` of a path is a declared path parameter, the two ways to
 //! authenticate are security schemes, and `/api` and `/ws` (served outside the annotated
-//! routers) are described. `scripts/test.sh` validates the result (`hilo-gateway openapi`).
+//! routers) are described, and the refusals of the gateway's own layers (origin check, JSON
+//! type and size, budgets) are declared where they apply. `scripts/test.sh` validates the
+//! result (`hilo-gateway openapi`).
 
 use serde_json::{Map, Value, json};
 
@@ -24,7 +26,11 @@ fn complete(doc: &mut Value) {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
-        for operation in item.values_mut().filter_map(Value::as_object_mut) {
+        for (method, operation) in item.iter_mut() {
+            let Some(operation) = operation.as_object_mut() else {
+                continue;
+            };
+            declare_edge_refusals(path, method, operation);
             describe_responses(operation);
             declare_path_parameters(path, operation);
             if path.starts_with("/api/auth/") {
@@ -56,6 +62,50 @@ fn complete(doc: &mut Value) {
                 "description": "Better Auth's signed session cookie",
             },
         });
+    }
+}
+
+/// The answers of the layers in front of every handler, added where an operation can meet
+/// them and does not already say so: 403 from the origin check (unsafe methods), 413 and 415
+/// for JSON bodies, 429 from the budgets of RATE_LIMITS (app routes; `/api/auth` declares its
+/// own).
+fn declare_edge_refusals(path: &str, method: &str, operation: &mut Map<String, Value>) {
+    let unsafe_method = matches!(method, "post" | "put" | "patch" | "delete");
+    let json_body = operation
+        .get("requestBody")
+        .and_then(|b| b.get("content"))
+        .is_some_and(|c| c.get("application/json").is_some());
+    let budgeted = path.starts_with("/api/") && !path.starts_with("/api/auth/");
+    let refusals = [
+        (
+            unsafe_method,
+            "403",
+            "An untrusted Origin, or a session cookie sent with none (INVALID_ORIGIN, MISSING_OR_NULL_ORIGIN)",
+        ),
+        (json_body, "413", "The body is larger than 1 MiB"),
+        (json_body, "415", "The body is not declared as JSON"),
+        (
+            budgeted,
+            "429",
+            "A budget of RATE_LIMITS is spent; see Retry-After and X-RateLimit-*",
+        ),
+    ];
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (applies, status, description) in refusals {
+        if applies && !responses.contains_key(status) {
+            responses.insert(
+                status.into(),
+                json!({
+                    "description": description,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                }),
+            );
+        }
     }
 }
 
