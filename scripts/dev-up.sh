@@ -2,7 +2,8 @@
 # Bring up Hilo's local infra on 127.0.0.1: PostgreSQL, Redis, NATS (JetStream), SeaweedFS S3.
 # Idempotent: installs what is missing, starts what is down, waits until ready; a no-op when up.
 # Writes $HILO_INFRA_DIR/env (source it). Stop with scripts/dev-down.sh [--purge].
-# Background and rationale: shared/notes/STACK.md §1-§4, §10.
+# Every server comes from the machine's packages or the registries, on loopback ports below
+# 32768 (README "Tests"); nothing installed by hand is relied on.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

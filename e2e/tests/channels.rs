@@ -1,4 +1,4 @@
-//! Channels and their visibility and administration rules (API.md §3), over HTTP.
+//! Channels and their visibility and administration rules (docs/api.md §3), over HTTP.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 mod common;

@@ -1,4 +1,4 @@
-//! `/api/users`: who may read, change and delete what (API.md §3), over HTTP.
+//! `/api/users`: who may read, change and delete what (docs/api.md §3), over HTTP.
 #![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 
 mod common;

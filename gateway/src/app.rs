@@ -303,7 +303,7 @@ async fn impossible_ids(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Unknown routes: 404 with the path (API.md §2).
+/// Unknown routes: 404 with the path (docs/api.md §2).
 async fn not_found(req: Request) -> ApiError {
     let mut error = ApiError::not_found("Not Found");
     error.body.path = Some(req.uri().path().to_owned());

@@ -1,5 +1,5 @@
 //! The gateway's one error type and THE table from gRPC codes to HTTP statuses. Every error
-//! body is `{ code, message, details? }` (API.md §2), which is also Better Auth's shape.
+//! body is `{ code, message, details? }` (docs/api.md §2), which is also Better Auth's shape.
 
 use axum::{
     Json,

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
 
-/// Largest JSON body accepted (API.md §5).
+/// Largest JSON body accepted (docs/api.md §5).
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
 /// A JSON body parsed into `T`.

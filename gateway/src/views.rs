@@ -1,4 +1,4 @@
-//! The JSON shapes clients receive for users and sessions (API.md §1; BEHAVIOUR §3.10), made
+//! The JSON shapes clients receive for users and sessions (docs/api.md §1), made
 //! from the accounts protos in one place for the auth and users routes.
 
 /// The API's one time format, shared with the thread and message frames.
@@ -122,7 +122,7 @@ impl SessionView {
     }
 }
 
-/// A channel (BEHAVIOUR §3.10).
+/// A channel, as the original answered it (docs/api.md §1).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelView {

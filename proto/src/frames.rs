@@ -36,7 +36,7 @@ pub struct Frame<T> {
     pub payload: T,
 }
 
-/// A message with its sender (API.md §1.2: the union of the README's and the code's shapes).
+/// A message with its sender (docs/api.md §1.2: the union of the original's two shapes).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -87,7 +87,7 @@ pub struct AttachmentJson {
     pub kind: String,
 }
 
-/// A thread (BEHAVIOUR §3.10, plus `lastSeq`).
+/// A thread (docs/api.md §1.2: the original's fields plus `lastSeq`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]

@@ -1,5 +1,5 @@
 //! Better Auth's email routes, with its bodies, status codes and error codes, so Better Auth
-//! clients work unchanged (API.md §1.3, BEHAVIOUR §2.2).
+//! clients work unchanged (docs/api.md §1.3).
 
 use std::net::SocketAddr;
 

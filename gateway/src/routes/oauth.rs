@@ -1,4 +1,4 @@
-//! Better Auth's social sign-in (BEHAVIOUR §2.2, §2.7, §2.8): start with
+//! Better Auth's social sign-in (docs/api.md §1.3): start with
 //! `POST /api/auth/sign-in/social` (or the README's `GET /api/auth/sign-in/{provider}`) and
 //! come back at `/api/auth/callback/{provider}`. Accounts runs the OAuth flow; this file checks
 //! callback URLs, binds each flow to the browser that started it (a signed state cookie, as

@@ -1,4 +1,4 @@
-//! `/api/uploads`: the original's twelve file routes, `/validate` and `/info` (BEHAVIOUR §7).
+//! `/api/uploads`: the original's twelve file routes, `/validate` and `/info` (docs/api.md §6).
 //! A multipart body is read as a stream and forwarded chunk by chunk into the uploads
 //! service's client-streaming `Upload` (through a small bounded channel, so a slow store slows
 //! the client instead of filling memory). The rules (types by sniffing, sizes, file counts,
@@ -32,7 +32,7 @@ const SLACK: usize = MIB;
 /// Chunks in flight between the multipart reader and the gRPC stream.
 const CHANNEL_DEPTH: usize = 8;
 
-/// A stored file: the union of the README's and the original code's fields (API.md §1.2).
+/// A stored file: the union of the README's and the original code's fields (docs/api.md §1.2).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadedFile {

@@ -64,7 +64,7 @@ pub async fn insert_user(db: impl PgExecutor<'_>, user: &NewUser<'_>) -> sqlx::R
     Ok(())
 }
 
-/// The profile every user gets at creation: display name = name, else email (BEHAVIOUR §2.5).
+/// The profile every user gets at creation: display name = name, else email (docs/api.md §1.3).
 pub async fn insert_profile(db: impl PgExecutor<'_>, user: &NewUser<'_>) -> sqlx::Result<()> {
     let display_name = if user.name.trim().is_empty() {
         user.email

@@ -1,5 +1,5 @@
-//! Parsing of account input with Better Auth's error codes and limits (API.md §5,
-//! BEHAVIOUR.md §2.2); generic text and URL checks are `hilo_kit::validate`'s.
+//! Parsing of account input with Better Auth's error codes and limits (docs/api.md
+//! §1.3, §5); generic text and URL checks are `hilo_kit::validate`'s.
 
 use hilo_kit::validate::Invalid;
 

@@ -1,4 +1,4 @@
-//! Sign-in with an OAuth provider, with Better Auth's rules and error codes (BEHAVIOUR §2.8),
+//! Sign-in with an OAuth provider, with Better Auth's rules and error codes (docs/api.md §1.3),
 //! and the listing and unlinking of a user's identities.
 //!
 //! The state of a sign-in in flight lives in the accounts database (`oauth_states`), not in

@@ -45,7 +45,7 @@ impl Provider {
         }
     }
 
-    /// Better Auth's default scopes (BEHAVIOUR §2.8): enough to read the user and their email.
+    /// Better Auth's default scopes (docs/api.md §1.3): enough to read the user and their email.
     fn scopes(&self) -> &'static [&'static str] {
         match self.kind {
             Kind::GitHub => &["read:user", "user:email"],

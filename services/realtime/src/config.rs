@@ -36,7 +36,7 @@ pub struct Config {
     /// Frames queued for one socket before it counts as too slow and is closed (1008).
     #[arg(long, env = "SEND_QUEUE", default_value_t = 256)]
     pub send_queue: usize,
-    /// Largest client frame in bytes (API.md §5: 64 KiB); larger ones close the socket (1009).
+    /// Largest client frame in bytes (docs/api.md §5: 64 KiB); larger ones close the socket (1009).
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
     /// WebSocket read buffer per socket. Client frames are small commands, so 1 KiB serves

@@ -1,4 +1,4 @@
-//! HTTP errors of the upgrade, in the API's one error shape (API.md §2).
+//! HTTP errors of the upgrade, in the API's one error shape (docs/api.md §2).
 
 use axum::{
     Json,

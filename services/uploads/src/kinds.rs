@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 const MIB: u64 = 1024 * 1024;
 
-/// Image types (BEHAVIOUR §7.1).
+/// Image types (docs/api.md §6).
 /// S3's longest object key, in bytes: a longer key names no object.
 pub const MAX_KEY: usize = 1024;
 
@@ -142,7 +142,7 @@ const fn kind(name: &'static str, folder: &'static str, class: &'static Class, n
     }
 }
 
-/// The twelve routes (BEHAVIOUR §7.2). Kinds sharing a folder share its rules.
+/// The twelve routes (docs/api.md §6). Kinds sharing a folder share its rules.
 pub const KINDS: [Kind; 12] = [
     kind("profile/avatar", "profiles/avatars", &PROFILE, 1),
     kind("profile/banner", "profiles/banners", &PROFILE, 1),
