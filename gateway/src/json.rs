@@ -30,14 +30,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 /// The body, up to [`JSON_LIMIT`]; `None` when there is none (or only whitespace), else only
 /// when it is declared as JSON.
 async fn read(req: Request) -> Result<Option<axum::body::Bytes>, ApiError> {
-    let headers = req.headers().clone();
+    let declared = require_json(req.headers());
     let bytes = to_bytes(req.into_body(), JSON_LIMIT)
         .await
         .map_err(|_| too_large())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    require_json(&headers)?;
+    declared?;
     Ok(Some(bytes))
 }
 

@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use hilo_kit::{
-    config::RateLimit,
+    config::{RateLimit, named_budgets},
     ratelimit::{Window, count},
     session,
 };
@@ -98,23 +98,7 @@ impl std::str::FromStr for Budgets {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("off") {
-            return Ok(Self([RateLimit::Off; 4]));
-        }
-        let mut budgets = DEFAULT_BUDGETS;
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, budget) = part
-                .split_once('=')
-                .ok_or_else(|| format!("expected `class=N/Ds` or `off`, got `{part}`"))?;
-            let at = Class::ALL
-                .iter()
-                .position(|(_, n)| *n == name.trim())
-                .ok_or_else(|| {
-                    format!("unknown class `{name}` (reads, writes, uploads, invites)")
-                })?;
-            budgets.0[at] = budget.trim().parse()?;
-        }
-        Ok(budgets)
+        named_budgets(s, Class::ALL.map(|(_, name)| name), DEFAULT_BUDGETS.0).map(Self)
     }
 }
 

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use hilo_kit::config::{GrpcArgs, JwtArgs, OriginArgs, RateLimit, TelemetryArgs};
+use hilo_kit::config::{GrpcArgs, JwtArgs, OriginArgs, RateLimit, TelemetryArgs, named_budgets};
 
 /// Everything the accounts service reads at start-up.
 #[derive(Args, Clone, Debug)]
@@ -164,31 +164,27 @@ pub struct Throttle {
     pub caller: RateLimit,
 }
 
+/// `email=N/Ds,caller=N/Ds` (one not named keeps its default), or `off`.
 impl std::str::FromStr for Throttle {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut throttle = Self {
-            email: RateLimit::Off,
-            caller: RateLimit::Off,
-        };
-        if s.trim().eq_ignore_ascii_case("off") {
-            return Ok(throttle);
-        }
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part.split_once('=') {
-                Some(("email", budget)) => throttle.email = budget.parse()?,
-                Some(("caller", budget)) => throttle.caller = budget.parse()?,
-                _ => {
-                    return Err(format!(
-                        "expected `email=N/Ds,caller=N/Ds` or `off`, got `{part}`"
-                    ));
-                }
-            }
-        }
-        Ok(throttle)
+        let [email, caller] = named_budgets(s, ["email", "caller"], DEFAULT_THROTTLE)?;
+        Ok(Self { email, caller })
     }
 }
+
+/// AUTH_THROTTLE's default: `email=10/300s,caller=60/60s`.
+const DEFAULT_THROTTLE: [RateLimit; 2] = [
+    RateLimit::PerWindow {
+        max: 10,
+        window_secs: 300,
+    },
+    RateLimit::PerWindow {
+        max: 60,
+        window_secs: 60,
+    },
+];
 
 #[cfg(test)]
 mod throttle_tests {

@@ -167,9 +167,53 @@ impl std::str::FromStr for RateLimit {
     }
 }
 
+/// Budgets by name, as settings list them: `name=N/Ds` comma-separated (a name not listed
+/// keeps its default, and `name=off` turns one off), or `off` for all of them.
+pub fn named_budgets<const N: usize>(
+    s: &str,
+    names: [&str; N],
+    defaults: [RateLimit; N],
+) -> Result<[RateLimit; N], String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok([RateLimit::Off; N]);
+    }
+    let mut budgets = defaults;
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, budget) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected `name=N/Ds` or `off`, got `{part}`"))?;
+        let at = names
+            .iter()
+            .position(|n| *n == name.trim())
+            .ok_or_else(|| format!("unknown budget `{name}` (one of {})", names.join(", ")))?;
+        budgets[at] = budget.trim().parse()?;
+    }
+    Ok(budgets)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::RateLimit;
+    use super::{RateLimit, named_budgets};
+
+    #[test]
+    fn named_budgets_keep_defaults_for_names_not_listed() {
+        let per = |max, window_secs| RateLimit::PerWindow { max, window_secs };
+        let defaults = [per(1, 1), per(2, 2)];
+        assert_eq!(
+            named_budgets("b=5/60s", ["a", "b"], defaults),
+            Ok([per(1, 1), per(5, 60)])
+        );
+        assert_eq!(
+            named_budgets("a=off", ["a", "b"], defaults),
+            Ok([RateLimit::Off, per(2, 2)])
+        );
+        assert_eq!(
+            named_budgets(" OFF ", ["a", "b"], defaults),
+            Ok([RateLimit::Off; 2])
+        );
+        assert!(named_budgets("c=1/1s", ["a", "b"], defaults).is_err());
+        assert!(named_budgets("a", ["a", "b"], defaults).is_err());
+    }
 
     #[test]
     fn rate_limit_parses_budgets_and_off() {

@@ -52,7 +52,8 @@ impl AuthzCache {
     }
 
     fn put(&self, user_id: &str, thread_id: &str, answer: Answer) {
-        // A refusal names no channel, so no membership event could drop it: not kept.
+        // Refusals are not kept: one about a thread the user cannot see names no channel, so no
+        // membership event could drop it, and one the user ends by joining must not outlast it.
         if !answer.allowed {
             return;
         }
